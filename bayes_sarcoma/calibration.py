@@ -25,6 +25,7 @@ from numpy.typing import ArrayLike
 from scipy import stats
 
 from bayes_sarcoma import schema
+from bayes_sarcoma.endpoints import derive_endpoints
 
 __all__ = ["calibration_table", "format_calibration", "km_median", "km_survival"]
 
@@ -140,8 +141,6 @@ def calibration_table(df: pd.DataFrame, *, published: bool = True) -> pd.DataFra
         there is no figure).
     """
     if not all(c in df.columns for c in schema.DERIVED_COLUMNS):
-        from bayes_sarcoma.endpoints import derive_endpoints
-
         df = derive_endpoints(df)
     expert = df[schema.EXPERT].astype(bool).to_numpy()
     pub = schema.PUBLISHED if published else {}
