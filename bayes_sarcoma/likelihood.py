@@ -1,0 +1,185 @@
+"""The PyMC model: priors, centre effects and the Weibull log-likelihood in one expression.
+
+The likelihood is written directly (DESIGN.md section 3), not with
+``pm.Censored(pm.Weibull)``: one vectorised expression over patients, summed into a
+``pm.Potential``. It is the sum over patients of
+
+    d * (log alpha + (alpha - 1) log t + eta) - exp(alpha log t + eta) + exp(alpha log a + eta)
+
+(the last term for delayed entry only), rearranged so that the per-patient work is one
+matrix-vector product, one gather of the centre effects and one ``exp``:
+
+    n_events * log alpha + (alpha - 1) * sum(d log t) + d . eta - sum(exp(alpha log t + eta))
+
+Times enter divided by a reference time ``t_ref`` (the median observed time): on that
+scale the intercept is nearly uncorrelated with the shape. The constant ``-d log t_ref``
+that this drops is restored when the pointwise log-likelihood is stored
+(:mod:`bayes_sarcoma.results`). Every input that may change between fits (data and prior
+hyperparameters) is ``pm.Data``, so one compiled model serves many fits.
+
+Centre effects use *partial non-centring* (Papaspiliopoulos, Roberts & Skold 2007):
+``v_c ~ Normal(0, sigma_u ** w_c)`` and ``u_c = sigma_u ** (1 - w_c) * v_c``. With
+``w_c = 0`` this is the usual non-centred form, with ``w_c = 1`` the centred one; each
+centre gets ``w_c = I_c / (I_c + 1 / s**2)``, its data precision ``I_c`` (its number of
+events, the Fisher information of a log-hazard offset) against a prior guess ``s`` of
+``sigma_u``. Large, informative centres are (nearly) centred and the many tiny ones
+non-centred, which keeps both the funnel and the ridge away at every registry size. The
+weights are data, so they never force a recompilation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+from bayes_sarcoma.priors import FAMILIES, Prior, PriorPlan
+
+#: Names of the free variables of the sampling model.
+INTERCEPT = "intercept_c"
+SHAPE = "shape"
+BETA = "beta_std"  # one variable per prior family: beta_std_<Family>
+CENTER_SD = "center_sd"
+CENTER_RAW = "center_raw"
+INTERACTION_SD = "interaction_sd"
+INTERACTION_RAW = "interaction_raw"
+LOGLIK = "loglik"
+
+#: Initial values (constrained space), independent of the data because times are scaled
+#: by t_ref and covariates are centred: this is what lets vague priors initialise.
+INITIAL = {"intercept": 0.0, "shape": 1.0, "beta": 0.0, "center_sd": 0.3, "interaction_sd": 0.1}
+
+
+@dataclass(frozen=True)
+class Structure:
+    """Everything that decides the compiled graph (and nothing that does not).
+
+    Two fits with equal structures share one compiled model; data and prior
+    hyperparameters are swapped in.
+    """
+
+    n_terms: int
+    n_centers: int  # 0: no centre effects
+    exponential: bool
+    has_entry: bool
+    n_modifier_levels: int  # 0: no treatment-by-modifier interaction
+    priors: tuple
+
+
+def sd_variable(slot: str, prior: Prior, hyper: Mapping[str, pt.TensorVariable]):
+    """Create the prior of a standard-deviation slot and return the sd as a tensor."""
+    init = INITIAL[slot]
+    if prior.on == "sd":
+        return random_variable(slot, prior, hyper, init)
+    if prior.on == "precision":
+        return random_variable(f"{slot}_precision", prior, hyper, init**-2) ** -0.5
+    return random_variable(f"{slot}_variance", prior, hyper, init**2) ** 0.5
+
+
+def random_variable(name: str, prior: Prior, hyper: Mapping, init: float, shape=None):
+    """Create ``name ~ prior`` with hyperparameters ``hyper`` (``pm.Data``) and an initial value.
+
+    Only the prior's family is read from ``prior`` (and a Uniform's bounds, which are part
+    of the structure so that the initial value stays inside them).
+    """
+    params = {p: hyper[p] for p in FAMILIES[prior.distribution][1]}
+    if prior.distribution == "Uniform":
+        lower, upper = prior.parameters["lower"], prior.parameters["upper"]
+        if not lower < init < upper:
+            init = 0.5 * (lower + upper)
+    initval = init if shape is None else np.full(shape, init)
+    return getattr(pm, prior.distribution)(name, **params, shape=shape, initval=initval)
+
+
+def build_model(
+    structure: Structure,
+    data: Mapping[str, np.ndarray],
+    plan: PriorPlan,
+    priors: Mapping[str, Prior],
+) -> pm.Model:
+    """Build the sampling model for ``structure`` with initial ``data`` and prior values.
+
+    Parameters
+    ----------
+    structure : Structure
+        The graph's structure.
+    data : mapping
+        Arrays named as in :func:`bayes_sarcoma.model` (``X``, ``log_t``, ``event``, ...).
+    plan : PriorPlan
+        Prior layout and hyperparameter values.
+    priors : mapping
+        The merged priors (their families and ``on`` settings; values come from ``plan``).
+    """
+    with pm.Model() as model:
+        d = {name: pm.Data(name, np.asarray(value)) for name, value in data.items()}
+        used = ["prior_beta_", "prior_intercept_"]
+        used += [] if structure.exponential else ["prior_shape_"]
+        used += ["prior_center_sd_"] if structure.n_centers else []
+        used += ["prior_interaction_sd_"] if structure.n_modifier_levels else []
+        hyper = {
+            name: pm.Data(name, value)
+            for name, value in plan.values.items()
+            if name.startswith(tuple(used))
+        }
+
+        def slot_hyper(slot):
+            prefix = f"prior_{slot}_"
+            return {k[len(prefix) :]: v for k, v in hyper.items() if k.startswith(prefix)}
+
+        intercept = random_variable(
+            INTERCEPT, priors["intercept"], slot_hyper("intercept"), INITIAL["intercept"]
+        )
+        eta = intercept
+        if structure.n_terms:
+            parts = []
+            for (fam, idx), prior in zip(plan.beta_groups, plan.beta_priors, strict=True):
+                fam_hyper = {p: hyper[f"prior_beta_{fam}_{p}"] for p in FAMILIES[fam][1]}
+                parts.append(
+                    random_variable(
+                        f"{BETA}_{fam}", prior, fam_hyper, INITIAL["beta"], shape=len(idx)
+                    )
+                )
+            order = np.argsort(np.concatenate([idx for _, idx in plan.beta_groups]))
+            beta = pt.concatenate(parts)[order] if len(parts) > 1 else parts[0]
+            eta = eta + d["X"] @ beta
+        if structure.n_centers:
+            sd = sd_variable(CENTER_SD, priors["center_sd"], slot_hyper("center_sd"))
+            w = d["center_weight"]
+            raw = pm.Normal(
+                CENTER_RAW,
+                0.0,
+                sd**w,
+                shape=structure.n_centers,
+                initval=np.zeros(structure.n_centers),
+            )
+            eta = eta + (sd ** (1.0 - w) * raw)[d["center_idx"]]
+        if structure.n_modifier_levels:
+            tau = sd_variable(
+                INTERACTION_SD, priors["interaction_sd"], slot_hyper("interaction_sd")
+            )
+            z = pm.Normal(
+                INTERACTION_RAW,
+                0.0,
+                1.0,
+                shape=structure.n_modifier_levels,
+                initval=np.zeros(structure.n_modifier_levels),
+            )
+            eta = eta + d["treatment"] * (tau * z)[d["modifier_idx"]]
+        if structure.exponential:
+            log_shape, shape = 0.0, 1.0
+        else:
+            shape = random_variable(SHAPE, priors["shape"], slot_hyper("shape"), INITIAL["shape"])
+            log_shape = pt.log(shape)
+        loglik = (
+            d["n_events"] * log_shape
+            + (shape - 1.0) * d["sum_event_log_t"]
+            + pt.dot(d["event"], eta)
+            - pt.sum(pt.exp(shape * d["log_t"] + eta))
+        )
+        if structure.has_entry:
+            loglik = loglik + pt.sum(d["has_entry"] * pt.exp(shape * d["log_entry"] + eta))
+        pm.Potential(LOGLIK, loglik)
+    return model

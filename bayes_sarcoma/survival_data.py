@@ -1,0 +1,403 @@
+"""From a clustered survival table to the arrays the sampling model reads.
+
+:func:`prepare` checks the columns a model uses (clear errors naming the column, the
+rows and the rule; nothing is dropped or silently changed), codes the covariates with a
+:class:`~bayes_sarcoma.design.Design`, indexes the clusters and lays out every array as
+``pm.Data`` wants it.
+
+Zero times. A death on the day of surgery gives ``os_months = 0``, where the Weibull
+density is 0 or infinite. Such patients are kept: their time is set to ``zero_time``
+(half a day by default, in months) and a warning names them. Pass ``zero_time=None`` to
+make them an error instead.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from bayes_sarcoma import schema
+from bayes_sarcoma.design import Design, level_codes, missing_value_problems
+from bayes_sarcoma.errors import Problem, RegistryError, problem_where, raise_if
+
+#: Half a day, in months: what a zero time becomes by default.
+HALF_DAY_MONTHS = 0.5 / schema.DAYS_PER_MONTH
+
+
+class ZeroTimeWarning(UserWarning):
+    """Some patients had time 0 and were given ``zero_time`` instead."""
+
+
+@dataclass(frozen=True)
+class Columns:
+    """The columns a model reads from a table."""
+
+    time: str
+    event: str
+    cluster: str | None
+    entry: str | None
+    terms: tuple[str, ...]
+    id_column: str | None
+    treatment: str | None
+    effect_modifier: str | None
+
+    @property
+    def used(self) -> list[str]:
+        """Every column read, without duplicates, in a stable order."""
+        cols = [self.time, self.event, self.cluster, self.entry, *self.terms, self.effect_modifier]
+        if self.treatment:
+            cols.append(self.treatment)
+        return list(dict.fromkeys(c for c in cols if c))
+
+
+@dataclass
+class Prepared:
+    """A table turned into model arrays, with the labels needed to name the results."""
+
+    arrays: dict[str, np.ndarray]
+    time: np.ndarray
+    event: np.ndarray
+    entry: np.ndarray | None
+    raw_x: np.ndarray
+    patient_ids: np.ndarray
+    center_ids: np.ndarray  # one per cluster, in index order (empty without clusters)
+    center_index: np.ndarray  # per patient (zeros without clusters)
+    center_weight: np.ndarray
+    modifier_levels: tuple
+    modifier_index: np.ndarray | None
+    treatment: np.ndarray | None
+    t_ref: float
+    n_zero_times: int
+
+
+def resolve_table(data: pd.DataFrame, columns: Columns) -> None:
+    """Raise a :class:`RegistryError` if ``data`` lacks a column the model uses."""
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(f"data must be a pandas DataFrame, not {type(data).__name__}")
+    if len(data) == 0:
+        raise RegistryError(Problem(columns.time, "the table is empty: there is nothing to fit"))
+    missing = [c for c in columns.used if c not in data.columns]
+    if missing:
+        import difflib
+
+        raise RegistryError(
+            [
+                Problem(
+                    col,
+                    "a column the model uses is missing from the data",
+                    hint=_hint(difflib.get_close_matches(col, map(str, data.columns), n=1)),
+                )
+                for col in missing
+            ]
+        )
+
+
+def _hint(close: list[str]) -> str:
+    return f"did you mean {close[0]!r}?" if close else ""
+
+
+def check_outcome(data: pd.DataFrame, columns: Columns) -> None:
+    """Check time, event, entry, cluster and id columns; raise every problem found."""
+    idc = columns.id_column
+    problems: list[Problem | None] = list(
+        missing_value_problems(data, [c for c in columns.used], idc)
+    )
+    raise_if(problems)
+    time = data[columns.time]
+    if not pd.api.types.is_numeric_dtype(time) or pd.api.types.is_bool_dtype(time):
+        raise RegistryError(
+            Problem(
+                columns.time,
+                f"survival times must be numbers, not {time.dtype}",
+                hint="convert with pd.to_numeric or derive them from dates",
+            )
+        )
+    t = time.to_numpy(dtype=float)
+    problems.append(
+        problem_where(
+            data, columns.time, ~np.isfinite(t), "survival times must be finite", id_column=idc
+        )
+    )
+    problems.append(
+        problem_where(data, columns.time, t < 0, "survival times must be >= 0", id_column=idc)
+    )
+    ev = data[columns.event]
+    ok_event = ev.isin([0, 1]).to_numpy() if not pd.api.types.is_bool_dtype(ev) else None
+    if ok_event is not None:
+        if pd.api.types.is_numeric_dtype(ev):
+            problems.append(
+                problem_where(
+                    data, columns.event, ~ok_event, "event flags must be 0/1 or bool", id_column=idc
+                )
+            )
+        else:
+            problems.append(
+                Problem(
+                    columns.event,
+                    f"event flags must be 0/1 or bool, not {ev.dtype}",
+                    hint="map your codes to 0 (censored) / 1 (event)",
+                )
+            )
+    if columns.entry:
+        a = data[columns.entry]
+        if not pd.api.types.is_numeric_dtype(a):
+            problems.append(Problem(columns.entry, f"entry times must be numbers, not {a.dtype}"))
+        else:
+            a = a.to_numpy(dtype=float)
+            with np.errstate(invalid="ignore"):
+                problems.append(
+                    problem_where(
+                        data,
+                        columns.entry,
+                        ~np.isfinite(a) | (a < 0),
+                        "entry times must be finite and >= 0",
+                        id_column=idc,
+                    )
+                )
+                problems.append(
+                    problem_where(
+                        data,
+                        f"{columns.entry}, {columns.time}",
+                        a >= t,
+                        "a patient must enter before the end of follow-up (entry < time)",
+                        id_column=idc,
+                    )
+                )
+    if idc:
+        ids = data[idc]
+        problems.append(
+            problem_where(
+                data,
+                idc,
+                ids.duplicated(keep=False).to_numpy(),
+                "patient ids must be unique",
+                id_column=idc,
+            )
+        )
+        problems.append(_mixed_types(data, idc, idc))
+    if columns.cluster:
+        problems.append(_mixed_types(data, columns.cluster, idc))
+    raise_if(problems)
+
+
+def _mixed_types(data: pd.DataFrame, column: str, idc: str | None) -> Problem | None:
+    values = data[column]
+    if values.dtype != object:
+        return None
+    kinds = values.map(lambda v: type(v).__name__)
+    if kinds.nunique() <= 1:
+        return None
+    main = kinds.mode().iloc[0]
+    return problem_where(
+        data,
+        column,
+        (kinds != main).to_numpy(),
+        f"ids must all have one type; most are {main}, these are not "
+        f"({', '.join(sorted(set(kinds) - {main}))})",
+        id_column=idc,
+        hint="convert the column with .astype(str)",
+    )
+
+
+def check_cluster_level(data: pd.DataFrame, cluster: str, column: str, idc: str | None) -> None:
+    """Raise if ``column`` (e.g. ``expert_center``) varies within a cluster."""
+    varies = data.groupby(cluster, sort=False)[column].transform("nunique") > 1
+    if varies.any():
+        centres = pd.unique(data.loc[varies, cluster])
+        shown = ", ".join(map(str, centres[:5]))
+        raise RegistryError(
+            problem_where(
+                data,
+                column,
+                varies.to_numpy(),
+                f"{column} is a property of the {cluster} and must be constant within each one; "
+                f"it varies within {len(centres)} of them ({shown})",
+                id_column=idc,
+                hint="its effect is identified between centres; fix the flag, or pass "
+                "treatment=None if it really is a patient-level attribute",
+            )
+        )
+
+
+def prepare(
+    data: pd.DataFrame,
+    columns: Columns,
+    design: Design,
+    *,
+    zero_time: float | None = HALF_DAY_MONTHS,
+    centers: Sequence | None = None,
+    modifier_levels: Sequence | None = None,
+    parameterization: str = "auto",
+    center_sd_guess: float = 0.3,
+    t_ref: float | None = None,
+) -> Prepared:
+    """Turn ``data`` into model arrays (see the module docstring).
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        The table (never modified).
+    columns : Columns
+        Which columns to read.
+    design : Design
+        The covariate coding (learnt on the fitting data).
+    zero_time : float or None
+        What a time of exactly 0 becomes (``None``: an error).
+    centers : sequence, optional
+        The cluster ids, in index order (default: the sorted ids in ``data``).
+    modifier_levels : sequence, optional
+        Levels of the effect modifier (default: from the design or sorted values).
+    parameterization : {"auto", "centered", "noncentered"}
+        How centre effects are parameterised (see :mod:`bayes_sarcoma.likelihood`).
+    center_sd_guess : float
+        The prior guess ``s`` of the centre sd used by ``"auto"``.
+    t_ref : float, optional
+        Reference time (default: the median observed time).
+    """
+    resolve_table(data, columns)
+    check_outcome(data, columns)
+    idc = columns.id_column
+    ids = data[idc].to_numpy() if idc else data.index.to_numpy()
+    time = data[columns.time].to_numpy(dtype=float).copy()
+    event = data[columns.event].to_numpy(dtype=float)
+    zero = time == 0
+    if zero.any():
+        if zero_time is None:
+            raise RegistryError(
+                problem_where(
+                    data,
+                    columns.time,
+                    zero,
+                    "survival times must be > 0 (zero_time=None)",
+                    id_column=idc,
+                )
+            )
+        shown = ", ".join(map(str, ids[zero][:5]))
+        warnings.warn(
+            f"{int(zero.sum())} patients have {columns.time} = 0 (an event or censoring on the "
+            f"day of the time origin, e.g. death on the day of surgery): their time is set to "
+            f"{zero_time:.4g} for the fit; rows {shown}. Pass zero_time=None to make this an "
+            "error.",
+            ZeroTimeWarning,
+            stacklevel=3,
+        )
+        time[zero] = zero_time
+    if t_ref is None:
+        t_ref = float(np.median(time))
+    log_t = np.log(time / t_ref)
+    raw_x = design.raw_matrix(data)
+    x = (raw_x - design.mean) / design.scale
+    arrays: dict[str, np.ndarray] = {
+        "X": x,
+        "log_t": log_t,
+        "event": event,
+        "n_events": np.asarray(event.sum()),
+        "sum_event_log_t": np.asarray(event @ log_t),
+    }
+    entry = None
+    if columns.entry:
+        entry = data[columns.entry].to_numpy(dtype=float)
+        has = entry > 0
+        arrays["has_entry"] = has.astype(float)
+        arrays["log_entry"] = np.where(has, np.log(np.where(has, entry, 1.0) / t_ref), 0.0)
+    center_ids = np.array([])
+    center_index = np.zeros(len(data), dtype=np.int64)
+    weight = np.array([])
+    if columns.cluster:
+        values = data[columns.cluster]
+        if centers is None:
+            centers = np.sort(pd.unique(values.to_numpy()))
+        center_ids = np.asarray(centers)
+        center_index = level_codes(values, list(center_ids))
+        raise_if(
+            [
+                problem_where(
+                    data,
+                    columns.cluster,
+                    center_index < 0,
+                    "centre unknown to the fitted model",
+                    id_column=idc,
+                )
+            ]
+        )
+        events = np.bincount(center_index, weights=event, minlength=len(center_ids))
+        weight = center_weights(events, parameterization, center_sd_guess)
+        arrays["center_idx"] = center_index
+        arrays["center_weight"] = weight
+    levels: tuple = ()
+    modifier_index = treatment = None
+    if columns.effect_modifier:
+        if modifier_levels is None:
+            name = columns.effect_modifier
+            modifier_levels = (
+                design.term(name).levels
+                if name in design.columns
+                else sorted(pd.unique(data[name]))
+            )
+        levels = tuple(modifier_levels)
+        modifier_index = level_codes(data[columns.effect_modifier], levels)
+        raise_if(
+            [
+                problem_where(
+                    data,
+                    columns.effect_modifier,
+                    modifier_index < 0,
+                    f"values must be one of {levels}",
+                    id_column=idc,
+                )
+            ]
+        )
+        treatment = data[columns.treatment].to_numpy(dtype=float)
+        arrays["modifier_idx"] = modifier_index
+        arrays["treatment"] = treatment
+    return Prepared(
+        arrays=arrays,
+        time=time,
+        event=event,
+        entry=entry,
+        raw_x=raw_x,
+        patient_ids=ids,
+        center_ids=center_ids,
+        center_index=center_index,
+        center_weight=weight,
+        modifier_levels=levels,
+        modifier_index=modifier_index,
+        treatment=treatment,
+        t_ref=t_ref,
+        n_zero_times=int(zero.sum()),
+    )
+
+
+def center_weights(events: np.ndarray, parameterization: str, sd_guess: float) -> np.ndarray:
+    """Return each centre's centring weight ``w_c`` (0 non-centred, 1 centred).
+
+    ``"auto"`` gives ``w_c = d_c s**2 / (1 + d_c s**2)`` for a centre with ``d_c`` events:
+    the share of the centre effect's posterior precision that comes from its own data
+    (Papaspiliopoulos, Roberts & Skold 2007).
+    """
+    events = np.asarray(events, dtype=float)
+    if parameterization == "centered":
+        return np.ones_like(events)
+    if parameterization == "noncentered":
+        return np.zeros_like(events)
+    if parameterization != "auto":
+        raise ValueError(
+            f"parameterization={parameterization!r}: choose 'auto', 'centered' or 'noncentered'"
+        )
+    info = events * sd_guess**2
+    return info / (1.0 + info)
+
+
+def registry_columns(endpoint: str, terms: Sequence[str] | None) -> tuple[str, str, Sequence[str]]:
+    """Return (time, event, terms) of a registry endpoint."""
+    time, event = schema.endpoint_columns(endpoint)
+    return time, event, tuple(terms) if terms is not None else schema.DEFAULT_TERMS
+
+
+def as_mapping(value: Mapping | None) -> dict:
+    """Return a plain dict copy (``None`` -> ``{}``)."""
+    return dict(value or {})
