@@ -1,3 +1,41 @@
-"""Bayesian hierarchical Weibull survival models for multi-centre cancer registries."""
+"""Bayesian hierarchical Weibull survival models for multi-centre cancer registries.
+
+The first question it answers is NETSARC's: does surgery at an expert sarcoma centre
+lengthen local-relapse-free, relapse-free and overall survival, once you account for who
+gets operated where?
+
+Examples
+--------
+>>> import bayes_sarcoma as bs
+>>> df = bs.simulate_registry(2000, seed=1)
+>>> sorted(df.attrs["truth"])
+['LRFS', 'OS', 'RFS']
+"""
 
 __version__ = "0.1.0"
+
+from bayes_sarcoma.calibration import calibration_table, format_calibration
+from bayes_sarcoma.endpoints import derive_endpoints
+from bayes_sarcoma.errors import Problem, RegistryError
+from bayes_sarcoma.model import HierarchicalWeibull, SamplerWarning
+from bayes_sarcoma.priors import DEFAULT_PRIORS, Prior, PriorError
+from bayes_sarcoma.simulate import simulate_registry
+from bayes_sarcoma.survival_data import ZeroTimeWarning
+from bayes_sarcoma.validation import validate_registry
+
+__all__ = [
+    "DEFAULT_PRIORS",
+    "HierarchicalWeibull",
+    "Prior",
+    "PriorError",
+    "Problem",
+    "RegistryError",
+    "SamplerWarning",
+    "ZeroTimeWarning",
+    "__version__",
+    "calibration_table",
+    "derive_endpoints",
+    "format_calibration",
+    "simulate_registry",
+    "validate_registry",
+]

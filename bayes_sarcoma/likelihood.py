@@ -113,7 +113,7 @@ def build_model(
     priors : mapping
         The merged priors (their families and ``on`` settings; values come from ``plan``).
     """
-    with pm.Model() as model:
+    with pm.Model(check_bounds=False) as model:
         d = {name: pm.Data(name, np.asarray(value)) for name, value in data.items()}
         used = ["prior_beta_", "prior_intercept_"]
         used += [] if structure.exponential else ["prior_shape_"]
@@ -148,14 +148,17 @@ def build_model(
         if structure.n_centers:
             sd = sd_variable(CENTER_SD, priors["center_sd"], slot_hyper("center_sd"))
             w = d["center_weight"]
+            # sd**w as exp(w log sd): a vectorised exp is far cheaper than a pow.
+            log_sd = pt.log(sd)
+            prior_scale = pt.exp(w * log_sd)
             raw = pm.Normal(
                 CENTER_RAW,
                 0.0,
-                sd**w,
+                prior_scale,
                 shape=structure.n_centers,
                 initval=np.zeros(structure.n_centers),
             )
-            eta = eta + (sd ** (1.0 - w) * raw)[d["center_idx"]]
+            eta = eta + (sd / prior_scale * raw)[d["center_idx"]]
         if structure.n_modifier_levels:
             tau = sd_variable(
                 INTERACTION_SD, priors["interaction_sd"], slot_hyper("interaction_sd")

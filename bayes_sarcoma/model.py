@@ -86,8 +86,9 @@ class HierarchicalWeibull:
     parameterization : {"auto", "centered", "noncentered"}
         Centre effects' parameterisation; ``"auto"`` partially centres each centre by
         its number of events (:mod:`bayes_sarcoma.likelihood`).
-    center_sd_guess : float
-        The guess of ``sigma_u`` that ``"auto"`` uses.
+    center_sd_guess : float, optional
+        The guess of ``sigma_u`` that ``"auto"`` uses (default: a quick moment estimate
+        from the data).
     zero_time : float or None
         What a time of exactly 0 becomes (default half a day in months); ``None``: error.
 
@@ -119,7 +120,7 @@ class HierarchicalWeibull:
         reference: Mapping[str, Any] | None = None,
         levels: Mapping[str, Sequence] | None = None,
         parameterization: str = "auto",
-        center_sd_guess: float = 0.3,
+        center_sd_guess: float | None = None,
         zero_time: float | None = HALF_DAY_MONTHS,
     ):
         if endpoint is not None:
@@ -159,7 +160,7 @@ class HierarchicalWeibull:
         self.reference = dict(reference or {})
         self.levels = {k: list(v) for k, v in (levels or {}).items()}
         self.parameterization = parameterization
-        self.center_sd_guess = float(center_sd_guess)
+        self.center_sd_guess = center_sd_guess
         self.zero_time = zero_time
         # Learnt at fit time:
         self.design_: Design | None = None
@@ -395,6 +396,56 @@ class HierarchicalWeibull:
         )
         self._warn_sampler(out.sample_stats)
         return dt
+
+    def sample_prior(
+        self, data: pd.DataFrame, *, draws: int = 1000, random_seed: int | None = None
+    ) -> xr.DataTree:
+        """Draw the parameters from their prior, on the user's scale, for ``data``.
+
+        The prior of the intercept is on the reference-time scale of ``data`` (see
+        :mod:`bayes_sarcoma.priors`), so the prior depends on the data only through
+        ``t_ref`` and the covariate means and sds. Returns a DataTree whose ``prior`` group
+        has the posterior's names and dims (one chain), plus ``constant_data``.
+        """
+        import pymc as pm
+
+        entry, values = self.compiled(data)
+        known = {var.name for var in entry.model.data_vars}
+        with entry.model, warnings.catch_warnings():
+            # Potentials (the likelihood) are rightly ignored when sampling the prior.
+            warnings.filterwarnings("ignore", message=".*[Pp]otential.*", category=UserWarning)
+            pm.set_data({k: v for k, v in values.items() if k in known})
+            prior = pm.sample_prior_predictive(
+                draws=draws, var_names=entry.free_names, random_seed=random_seed
+            )
+        raw = {name: prior["prior"][name].to_numpy() for name in entry.free_names}
+        plan = self._plan()
+        internal = internal_parameters(raw, plan.beta_groups, len(self.design.labels))
+        post = user_scale_posterior(internal, self.design, self.prepared_, self.treatment)
+        stats = xr.Dataset(coords={"chain": [0], "draw": np.arange(draws)})
+        dt = build_datatree(
+            post,
+            self.prepared_,
+            self.design,
+            stats,
+            modifier=self.effect_modifier,
+            exponential=self.baseline == "exponential",
+            log_likelihood=False,
+            attrs={
+                "model": self.to_dict(),
+                "design": self.design.to_dict(),
+                "t_ref": self.prepared_.t_ref,
+            },
+        )
+        tree = xr.DataTree.from_dict(
+            {
+                "prior": dt["posterior"].dataset,
+                "constant_data": dt["constant_data"].dataset,
+                "observed_data": dt["observed_data"].dataset,
+            }
+        )
+        tree.attrs = dict(dt.attrs)
+        return tree
 
     @staticmethod
     def _warn_sampler(stats: xr.Dataset) -> None:

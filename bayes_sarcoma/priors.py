@@ -206,7 +206,7 @@ def _number(value: Any) -> float:
 #: predictive check (tests/test_priors.py) that keeps them honest.
 DEFAULT_PRIORS = MappingProxyType(
     {
-        "intercept": Prior("Normal", mu=0.0, sigma=1.5),
+        "intercept": Prior("Normal", mu=0.0, sigma=1.25),
         "shape": Prior("LogNormal", mu=0.0, sigma=0.35),
         "beta": Prior("Normal", mu=0.0, sigma=1.0),
         "center_sd": Prior("HalfNormal", sigma=0.5),

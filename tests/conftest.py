@@ -1,0 +1,43 @@
+"""Shared fixtures: small simulated registries and fits reused across test modules.
+
+Fits are session-scoped and small (few patients, few draws) so the suite stays fast;
+registries of one size share one compiled model across the three endpoints.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+import bayes_sarcoma as bs
+
+#: Sampler settings for the shared small fits.
+FAST = dict(draws=300, tune=300, chains=2, progressbar=False)
+
+
+def pytest_configure(config):
+    # PyMC logs "Sampling: [...]" etc. at INFO; keep test output readable.
+    logging.getLogger("pymc").setLevel(logging.WARNING)
+
+
+@pytest.fixture(scope="session")
+def registry_small():
+    """A 1500-patient simulated registry (seeded)."""
+    return bs.simulate_registry(1500, seed=7)
+
+
+@pytest.fixture(scope="session")
+def os_model_and_fit(registry_small):
+    """The OS model (exact endpoint) fitted on ``registry_small``."""
+    model = bs.HierarchicalWeibull("OS")
+    dt = model.fit(registry_small, random_seed=1, **FAST)
+    return model, dt
+
+
+@pytest.fixture(scope="session")
+def lrfs_model_and_fit(registry_small):
+    """The LRFS model fitted on ``registry_small`` (shares the OS compilation)."""
+    model = bs.HierarchicalWeibull("LRFS")
+    dt = model.fit(registry_small, random_seed=2, **FAST)
+    return model, dt
