@@ -94,40 +94,100 @@ def random_variable(name: str, prior: Prior, hyper: Mapping, init: float, shape=
     return getattr(pm, prior.distribution)(name, **params, shape=shape, initval=initval)
 
 
+#: Rows of the per-patient float matrix ``patient``, by structure.
+def patient_rows(structure: Structure) -> list[str]:
+    """Names of the rows of the ``patient`` data matrix for ``structure``."""
+    rows = ["log_t", "event"]
+    rows += ["log_entry", "has_entry"] if structure.has_entry else []
+    rows += ["treatment"] if structure.n_modifier_levels else []
+    return rows
+
+
+def index_rows(structure: Structure) -> list[str]:
+    """Names of the rows of the per-patient integer matrix ``index``."""
+    rows = ["center_idx"] if structure.n_centers else []
+    return rows + (["modifier_idx"] if structure.n_modifier_levels else [])
+
+
+def param_layout(structure: Structure, plan: PriorPlan) -> dict[str, slice]:
+    """Where each hyperparameter, data summary and centre weight sits in ``params``."""
+    used = ["prior_beta_", "prior_intercept_"]
+    used += [] if structure.exponential else ["prior_shape_"]
+    used += ["prior_center_sd_"] if structure.n_centers else []
+    used += ["prior_interaction_sd_"] if structure.n_modifier_levels else []
+    sizes = {k: np.size(v) for k, v in plan.values.items() if k.startswith(tuple(used))}
+    sizes |= {"n_events": 1, "sum_event_log_t": 1}
+    if structure.n_centers:
+        sizes["center_weight"] = structure.n_centers
+    layout, start = {}, 0
+    for name, size in sizes.items():
+        layout[name] = slice(start, start + size)
+        start += size
+    return layout
+
+
+def pack_data(
+    structure: Structure, arrays: Mapping[str, np.ndarray], plan: PriorPlan
+) -> dict[str, np.ndarray]:
+    """Pack model arrays and hyperparameters into the model's single ``pm.Data`` input.
+
+    nutpie's compile time grows by about half a second per shared variable, so everything
+    travels in one float vector ``data``: first the ``params`` block (hyperparameters, data
+    summaries and centre weights, laid out by :func:`param_layout`), then a row-major
+    (rows x patients) block whose rows are the design's columns, the float rows of
+    :func:`patient_rows` and the integer rows of :func:`index_rows` (stored exactly as
+    floats). The number of patients is read from the vector's length.
+    """
+    values = {**plan.values, **arrays}
+    layout = param_layout(structure, plan)
+    params = [np.ravel(values[name]).astype(float) for name in layout]
+    rows = [np.asarray(arrays["X"], dtype=float).T] if structure.n_terms else []
+    rows += [np.asarray(arrays[name], dtype=float)[None, :] for name in patient_rows(structure)]
+    rows += [np.asarray(arrays[name], dtype=float)[None, :] for name in index_rows(structure)]
+    return {"data": np.concatenate([*params, np.vstack(rows).ravel()])}
+
+
 def build_model(
     structure: Structure,
     data: Mapping[str, np.ndarray],
     plan: PriorPlan,
     priors: Mapping[str, Prior],
 ) -> pm.Model:
-    """Build the sampling model for ``structure`` with initial ``data`` and prior values.
+    """Build the sampling model for ``structure`` with initial packed ``data``.
 
     Parameters
     ----------
     structure : Structure
         The graph's structure.
     data : mapping
-        Arrays named as in :func:`bayes_sarcoma.model` (``X``, ``log_t``, ``event``, ...).
+        The packed inputs from :func:`pack_data`.
     plan : PriorPlan
-        Prior layout and hyperparameter values.
+        Prior layout (families; the values travel in ``data["params"]``).
     priors : mapping
-        The merged priors (their families and ``on`` settings; values come from ``plan``).
+        The merged priors (their families and ``on`` settings).
     """
+    layout = param_layout(structure, plan)
+    n_params = max(sl.stop for sl in layout.values())
+    float_rows, int_rows = patient_rows(structure), index_rows(structure)
+    n_rows = structure.n_terms + len(float_rows) + len(int_rows)
     with pm.Model(check_bounds=False) as model:
-        d = {name: pm.Data(name, np.asarray(value)) for name, value in data.items()}
-        used = ["prior_beta_", "prior_intercept_"]
-        used += [] if structure.exponential else ["prior_shape_"]
-        used += ["prior_center_sd_"] if structure.n_centers else []
-        used += ["prior_interaction_sd_"] if structure.n_modifier_levels else []
-        hyper = {
-            name: pm.Data(name, value)
-            for name, value in plan.values.items()
-            if name.startswith(tuple(used))
+        flat = pm.Data("data", np.asarray(data["data"]))
+        params = flat[:n_params]
+        block = flat[n_params:].reshape((n_rows, -1))
+        # Scalars as scalars; coefficient hyperparameters and centre weights stay vectors.
+        vectors = {k for k in layout if k.startswith("prior_beta_") or k == "center_weight"}
+        get = {
+            name: params[sl] if name in vectors else params[sl.start] for name, sl in layout.items()
         }
+        x_t = block[: structure.n_terms]  # the design, terms x patients
+        k = structure.n_terms
+        d = {name: block[k + i] for i, name in enumerate(float_rows)}
+        k += len(float_rows)
+        d |= {name: pt.cast(block[k + i], "int64") for i, name in enumerate(int_rows)}
 
         def slot_hyper(slot):
             prefix = f"prior_{slot}_"
-            return {k[len(prefix) :]: v for k, v in hyper.items() if k.startswith(prefix)}
+            return {k[len(prefix) :]: v for k, v in get.items() if k.startswith(prefix)}
 
         intercept = random_variable(
             INTERCEPT, priors["intercept"], slot_hyper("intercept"), INITIAL["intercept"]
@@ -136,7 +196,7 @@ def build_model(
         if structure.n_terms:
             parts = []
             for (fam, idx), prior in zip(plan.beta_groups, plan.beta_priors, strict=True):
-                fam_hyper = {p: hyper[f"prior_beta_{fam}_{p}"] for p in FAMILIES[fam][1]}
+                fam_hyper = {p: get[f"prior_beta_{fam}_{p}"] for p in FAMILIES[fam][1]}
                 parts.append(
                     random_variable(
                         f"{BETA}_{fam}", prior, fam_hyper, INITIAL["beta"], shape=len(idx)
@@ -144,13 +204,12 @@ def build_model(
                 )
             order = np.argsort(np.concatenate([idx for _, idx in plan.beta_groups]))
             beta = pt.concatenate(parts)[order] if len(parts) > 1 else parts[0]
-            eta = eta + d["X"] @ beta
+            eta = eta + pt.dot(beta, x_t)
         if structure.n_centers:
             sd = sd_variable(CENTER_SD, priors["center_sd"], slot_hyper("center_sd"))
-            w = d["center_weight"]
+            w = get["center_weight"]
             # sd**w as exp(w log sd): a vectorised exp is far cheaper than a pow.
-            log_sd = pt.log(sd)
-            prior_scale = pt.exp(w * log_sd)
+            prior_scale = pt.exp(w * pt.log(sd))
             raw = pm.Normal(
                 CENTER_RAW,
                 0.0,
@@ -177,8 +236,8 @@ def build_model(
             shape = random_variable(SHAPE, priors["shape"], slot_hyper("shape"), INITIAL["shape"])
             log_shape = pt.log(shape)
         loglik = (
-            d["n_events"] * log_shape
-            + (shape - 1.0) * d["sum_event_log_t"]
+            get["n_events"] * log_shape
+            + (shape - 1.0) * get["sum_event_log_t"]
             + pt.dot(d["event"], eta)
             - pt.sum(pt.exp(shape * d["log_t"] + eta))
         )

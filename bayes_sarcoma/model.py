@@ -25,7 +25,7 @@ import xarray as xr
 
 from bayes_sarcoma import schema
 from bayes_sarcoma.design import Design
-from bayes_sarcoma.likelihood import Structure, build_model
+from bayes_sarcoma.likelihood import Structure, build_model, pack_data
 from bayes_sarcoma.priors import PriorPlan, merge_priors, plan_priors, priors_to_dict
 from bayes_sarcoma.results import build_datatree, internal_parameters, user_scale_posterior
 from bayes_sarcoma.sampling import CompiledModel, get_compiled, run_sampler
@@ -290,10 +290,8 @@ class HierarchicalWeibull:
         plan = self._plan()
         structure = self._structure(prepared, plan)
         self.structure_ = structure
-        entry = get_compiled(
-            structure, lambda: build_model(structure, prepared.arrays, plan, self.priors)
-        )
-        values = {**prepared.arrays, **plan.values}
+        values = pack_data(structure, prepared.arrays, plan)
+        entry = get_compiled(structure, lambda: build_model(structure, values, plan, self.priors))
         return entry, values
 
     def build_model(self, data: pd.DataFrame):
