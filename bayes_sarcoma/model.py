@@ -15,8 +15,10 @@ comparing centres; the model checks that the flag never varies within a centre.
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -41,6 +43,15 @@ from bayes_sarcoma.survival_data import (
 BASELINES = ("weibull", "exponential")
 #: Default of ``cluster``, ``id_column`` and ``treatment``: chosen from the data/terms.
 AUTO = "auto"
+
+
+@dataclass(frozen=True)
+class FitReference:
+    """What a fitted model lays new data out against."""
+
+    center_ids: np.ndarray
+    modifier_levels: tuple
+    t_ref: float
 
 
 class SamplerWarning(UserWarning):
@@ -165,6 +176,7 @@ class HierarchicalWeibull:
         # Learnt at fit time:
         self.design_: Design | None = None
         self.prepared_: Prepared | None = None
+        self.reference_: FitReference | None = None
         self.structure_: Structure | None = None
 
     # -- specification -----------------------------------------------------------------
@@ -249,18 +261,50 @@ class HierarchicalWeibull:
             )
             if self.treatment and self.cluster:
                 check_cluster_level(data, self.cluster, self.treatment, cols.id_column)
-        fitted = self.prepared_ if not learn else None
+        ref = None if learn else self.fit_reference
         return prepare(
             data,
             cols,
             self.design,
             zero_time=self.zero_time,
-            centers=None if fitted is None else fitted.center_ids,
-            modifier_levels=None if fitted is None else fitted.modifier_levels,
+            centers=None if ref is None else ref.center_ids,
+            modifier_levels=None if ref is None else ref.modifier_levels,
             parameterization=self.parameterization,
             center_sd_guess=self.center_sd_guess,
-            t_ref=None if fitted is None else fitted.t_ref,
+            t_ref=None if ref is None else ref.t_ref,
         )
+
+    @property
+    def fit_reference(self) -> FitReference:
+        """What new data are laid out against: the fit's centres, modifier levels, ``t_ref``."""
+        if self.reference_ is None:
+            raise RuntimeError(
+                "the model has not been fitted yet: call .fit(data) first, or rebuild it from "
+                "a fit with HierarchicalWeibull.from_datatree(dt)"
+            )
+        return self.reference_
+
+    @classmethod
+    def from_datatree(cls, dt: xr.DataTree) -> HierarchicalWeibull:
+        """Rebuild the fitted model (specification, coding, centres) from a fit's DataTree.
+
+        Predictions then work without refitting.
+        """
+        try:
+            spec = json.loads(dt.attrs["model"])
+            design = json.loads(dt.attrs["design"])
+        except KeyError as err:
+            raise ValueError(
+                f"this DataTree was not written by HierarchicalWeibull.fit (no {err} in attrs)"
+            ) from None
+        model = cls.from_dict(spec)
+        model.design_ = Design.from_dict(design)
+        post = dt["posterior"] if "posterior" in dt.children else dt["prior"]
+        centers = post["center"].to_numpy() if "center" in post.coords else np.array([])
+        modifier = spec.get("effect_modifier")
+        levels = tuple(post[modifier].to_numpy().tolist()) if modifier else ()
+        model.reference_ = FitReference(centers, levels, float(dt.attrs["t_ref"]))
+        return model
 
     @property
     def design(self) -> Design:
@@ -287,6 +331,9 @@ class HierarchicalWeibull:
         """Learn the coding from ``data`` and return the (cached) model and its data values."""
         prepared = self.prepare(data, learn=True)
         self.prepared_ = prepared
+        self.reference_ = FitReference(
+            prepared.center_ids, prepared.modifier_levels, prepared.t_ref
+        )
         plan = self._plan()
         structure = self._structure(prepared, plan)
         self.structure_ = structure

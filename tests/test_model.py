@@ -360,3 +360,17 @@ def test_model_spec_round_trips():
     assert again.to_dict() == model.to_dict()
     with pytest.raises(ValueError, match="unknown model specification keys"):
         bs.HierarchicalWeibull.from_dict({**model.to_dict(), "shapes": 2})
+
+
+def test_from_datatree_restores_the_fitted_model(os_model_and_fit, registry_small):
+    model, dt = os_model_and_fit
+    again = bs.HierarchicalWeibull.from_datatree(dt)
+    assert again.to_dict() == model.to_dict()
+    assert again.design.to_dict() == model.design.to_dict()
+    np.testing.assert_array_equal(again.fit_reference.center_ids, model.fit_reference.center_ids)
+    ours = again.prepare(registry_small.head(50))
+    theirs = model.prepare(registry_small.head(50))
+    np.testing.assert_array_equal(ours.arrays["X"], theirs.arrays["X"])
+    np.testing.assert_array_equal(ours.center_index, theirs.center_index)
+    with pytest.raises(RuntimeError, match="not been fitted"):
+        _ = bs.HierarchicalWeibull("OS").fit_reference
