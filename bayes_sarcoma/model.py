@@ -28,6 +28,7 @@ import xarray as xr
 from bayes_sarcoma import schema
 from bayes_sarcoma.design import Design
 from bayes_sarcoma.likelihood import Structure, build_model, pack_data
+from bayes_sarcoma.methods import PredictionMethods
 from bayes_sarcoma.priors import PriorPlan, merge_priors, plan_priors, priors_to_dict
 from bayes_sarcoma.results import build_datatree, internal_parameters, user_scale_posterior
 from bayes_sarcoma.sampling import CompiledModel, get_compiled, run_sampler
@@ -58,7 +59,7 @@ class SamplerWarning(UserWarning):
     """The sampler reported a problem (divergences, tree depth, poor convergence)."""
 
 
-class HierarchicalWeibull:
+class HierarchicalWeibull(PredictionMethods):
     """Weibull proportional-hazards model with a random intercept per centre.
 
     Parameters
