@@ -117,3 +117,27 @@ def registries(max_patients: int = 12):
         return raw
 
     return st.lists(patient(), min_size=1, max_size=max_patients).map(build)
+
+
+def survival_tables(max_rows: int = 15):
+    """Hypothesis strategy: random valid clustered survival tables with their own names.
+
+    Columns ``subject`` (unique str ids ``S<i>``), ``site`` (a few cluster ids),
+    ``months`` (>= 0, some exactly 0: deaths on the day of the time origin), ``died``
+    (0/1 int) and ``dose`` (float). Index is a RangeIndex.
+    """
+    from hypothesis import strategies as st
+
+    row = st.tuples(
+        st.sampled_from(["A", "B", "C", "D"]),
+        st.one_of(st.just(0.0), st.floats(1e-3, 1e4, allow_nan=False, allow_infinity=False)),
+        st.integers(0, 1),
+        st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False),
+    )
+
+    def build(rows: list) -> pd.DataFrame:
+        df = pd.DataFrame(rows, columns=["site", "months", "died", "dose"])
+        df.insert(0, "subject", [f"S{i}" for i in range(len(df))])
+        return df.astype({"months": "float64", "died": "int64", "dose": "float64"})
+
+    return st.lists(row, min_size=1, max_size=max_rows).map(build)
