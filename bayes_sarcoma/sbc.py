@@ -18,7 +18,8 @@ What this module fixes, and why:
   that depends on the data, which SBC cannot calibrate. Replicates are fitted with
   ``t_ref`` fixed at :attr:`SBCDesign.t_ref` (see :class:`FixedReferenceWeibull`).
 - **Independent prior draws.** The true parameters are drawn with ``scipy.stats`` from
-  the :class:`~bayes_sarcoma.priors.Prior` specifications, not through the PyMC model,
+  the :class:`~bayes_sarcoma.priors.Prior` specifications
+  (:func:`~bayes_sarcoma.power_scaling.scipy_distribution`), not through the PyMC model,
   so that a prior coded wrongly in the model shows up as non-uniform ranks.
 - **Thinning.** The ``chains x draws`` posterior draws are thinned to ``L = n_ranks``
   evenly spaced draws, which reduces autocorrelation (Talts et al. section 5.1); each
@@ -56,6 +57,7 @@ from scipy import stats
 
 from bayes_sarcoma import __version__, survival_data, weibull
 from bayes_sarcoma.model import HierarchicalWeibull
+from bayes_sarcoma.power_scaling import scipy_distribution
 from bayes_sarcoma.priors import Prior, merge_priors
 from bayes_sarcoma.runner import Task, run_tasks
 from bayes_sarcoma.survival_data import Prepared
@@ -166,9 +168,7 @@ class SBCDesign:
         low, high = self.censor_months
         if not 0 < low <= high:
             raise ValueError("censor_months must be (low, high) with 0 < low <= high")
-        merged = merge_priors(self.priors)  # raises on an invalid prior
-        for slot in ("intercept", "shape", "center_sd", f"beta:{TREATMENT}", f"beta:{COVARIATE}"):
-            _frozen(merged.get(slot, merged["beta"]))  # a family we can draw from
+        merge_priors(self.priors)  # raises PriorError on an invalid prior
 
     def table(self) -> pd.DataFrame:
         """Return the fixed covariates: ``patient_id``, ``center_id``, ``expert_center``, ``age``.
@@ -257,32 +257,17 @@ class FixedReferenceWeibull(HierarchicalWeibull):
 
 
 # -- the generative model ------------------------------------------------------------------
-def _frozen(prior: Prior):
-    """Return the ``scipy.stats`` distribution of a :class:`Prior` (on the sd scale)."""
-    p = prior.parameters
-    name = prior.distribution
-    if prior.on != "sd":
-        raise ValueError(f"SBC draws sd priors only, not on={prior.on!r}")
-    if name == "Normal":
-        return stats.norm(p["mu"], p["sigma"])
-    if name == "StudentT":
-        return stats.t(p["nu"], p["mu"], p["sigma"])
-    if name == "LogNormal":
-        return stats.lognorm(s=p["sigma"], scale=math.exp(p["mu"]))
-    if name == "HalfNormal":
-        return stats.halfnorm(scale=p["sigma"])
-    if name == "HalfStudentT":
-        return stats.t(p["nu"], 0.0, p["sigma"])  # folded below
-    if name == "Exponential":
-        return stats.expon(scale=1.0 / p["lam"])
-    if name == "Gamma":
-        return stats.gamma(p["alpha"], scale=1.0 / p["beta"])
-    raise ValueError(f"SBC cannot draw from a {name} prior")
-
-
 def _draw(prior: Prior, rng: np.random.Generator) -> float:
-    value = float(_frozen(prior).rvs(random_state=rng))
-    return abs(value) if prior.distribution == "HalfStudentT" else value
+    """Draw one value from ``prior`` with scipy (an sd if the prior is on another scale).
+
+    The scipy mapping is :func:`bayes_sarcoma.power_scaling.scipy_distribution`.
+    """
+    value = float(np.ravel(scipy_distribution(prior).rvs(random_state=rng))[0])
+    if prior.on == "precision":
+        return value**-0.5
+    if prior.on == "variance":
+        return value**0.5
+    return value
 
 
 def draw_truth(rng: np.random.Generator, design: SBCDesign) -> dict[str, Any]:

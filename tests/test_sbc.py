@@ -13,15 +13,14 @@ import numpy as np
 import pytest
 from scipy import stats
 
+import bayes_sarcoma as bs
 from bayes_sarcoma import sampling, sbc
 from bayes_sarcoma.sbc import SBCDesign
 
 matplotlib.use("Agg")
 
 #: Small design for CI: few patients, short chains, L = 39 ranks.
-SMALL = SBCDesign(
-    n_patients=80, n_centers=6, n_expert_centers=3, draws=200, tune=200, n_ranks=39
-)
+SMALL = SBCDesign(n_patients=80, n_centers=6, n_expert_centers=3, draws=200, tune=200, n_ranks=39)
 
 
 # -- the generative model ---------------------------------------------------------------------
@@ -38,8 +37,8 @@ def test_design_is_fixed_and_valid():
     assert a.groupby("expert_center")["center_id"].nunique().to_dict() == {True: 5, False: 7}
     with pytest.raises(ValueError, match="n_ranks"):
         SBCDesign(n_ranks=2000)
-    with pytest.raises(ValueError, match="HalfCauchy"):
-        SBCDesign(priors={"center_sd": {"dist": "HalfCauchy", "beta": 1.0}})
+    with pytest.raises(bs.PriorError, match=r"sigma=-1\.0 must be > 0"):
+        SBCDesign(priors={"center_sd": {"dist": "HalfNormal", "sigma": -1.0}})
 
 
 def test_true_parameters_follow_the_models_own_prior():
@@ -67,6 +66,22 @@ def test_true_parameters_follow_the_models_own_prior():
     # centre effects: Normal(0, center_sd), so E[u^2] = E[center_sd^2]
     u2 = np.mean([np.mean(t["center_effect"] ** 2) for t in ours])
     assert u2 == pytest.approx(np.mean([t["center_sd"] ** 2 for t in ours]), rel=0.1)
+
+
+@pytest.mark.parametrize(
+    ("prior", "on"),
+    [
+        ({"dist": "Gamma", "alpha": 4.0, "beta": 2.0}, "precision"),
+        ({"dist": "InverseGamma", "alpha": 4.0, "beta": 0.5}, "variance"),
+    ],
+)
+def test_centre_sd_drawn_on_the_scale_its_prior_is_on(prior, on):
+    design = SBCDesign(priors={**sbc.SBC_PRIORS, "center_sd": {**prior, "on": on}})
+    rng = np.random.default_rng(8)
+    sd = np.array([sbc.draw_truth(rng, design)["center_sd"] for _ in range(2000)])
+    quantity = sd**-2.0 if on == "precision" else sd**2.0
+    dist = {"Gamma": stats.gamma(4.0, scale=0.5), "InverseGamma": stats.invgamma(4.0, scale=0.5)}
+    assert stats.kstest(quantity, dist[prior["dist"]].cdf).pvalue > 1e-3
 
 
 def test_simulated_times_are_weibull_given_the_truth():
