@@ -237,7 +237,7 @@ def plot_effect_by_modifier(
     inner = effect_by_modifier(dt, prob=0.5, group=group)
     modifier, treatment = table.attrs["modifier"], table.attrs["treatment"]
     levels = table.drop(index="common")
-    fig, ax = plt.subplots(figsize=(6.5, 0.5 * len(levels) + 1.6), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(7, 0.7 * len(levels) + 1.8), constrained_layout=True)
     common = table.loc["common"]
     ax.axvspan(
         common["lower"],
@@ -248,7 +248,9 @@ def plot_effect_by_modifier(
     )
     ax.axvline(common["median"], color="C1", linewidth=1)
     labels = [
-        f"{modifier} {lvl}" + (f" (n={int(row.n_patients)})" if "n_patients" in row else "")
+        f"{modifier} {lvl}\n"
+        + (f"n={int(row.n_patients)}, " if "n_patients" in row else "")
+        + f"P(HR<1)={row.prob_lt_1:.2f}"
         for lvl, row in levels.iterrows()
     ]
     _forest(
@@ -260,22 +262,13 @@ def plot_effect_by_modifier(
         inner.loc[levels.index, "lower"],
         inner.loc[levels.index, "upper"],
     )
-    for y, p in zip(np.arange(len(levels))[::-1], levels["prob_lt_1"], strict=True):
-        ax.annotate(
-            f"P(HR<1)={p:.2f}",
-            (1.0, y),
-            xytext=(4, 6),
-            textcoords="offset points",
-            fontsize=8,
-            color="0.3",
-        )
     sd = table.attrs["interaction_sd"]
-    ax.set_xlabel(f"hazard ratio of {treatment} (log scale; median, 50% and {prob:.0%} intervals)")
+    ax.set_xlabel(f"hazard ratio of {treatment}\n(log scale; median, 50% and {prob:.0%} intervals)")
     ax.set_title(
         title
         or f"{treatment} effect by {modifier}: interaction sd {sd['mean']:.2f} "
         f"[{sd['lower']:.2f}, {sd['upper']:.2f}]",
         fontsize=10,
     )
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper left", fontsize=8)
     return fig

@@ -25,8 +25,9 @@ How the centre effect enters (``center=``):
 Models without centre effects: the three choices coincide (``u = 0``).
 
 The integral over a new centre uses Gauss-Hermite quadrature
-(:func:`bayes_sarcoma.truth.gauss_hermite_normal`), exact to ~1e-8 or better for centre
-sds up to 1 with the default 32 nodes (tested against adaptive quadrature and Monte Carlo).
+(:func:`bayes_sarcoma.truth.gauss_hermite_normal`) with enough nodes for an error below
+1e-10 at the largest centre sd of the draws (:func:`nodes_for`: 8 nodes for sd 0.15, 24
+for 0.5); tests check it against adaptive quadrature and Monte Carlo.
 Because ``S`` depends on ``t`` and the patient only through ``H_0(t) = t**alpha exp(eta)``,
 a marginal quantile is ``t_q = (c_q exp(-eta))**(1/alpha)`` where ``c_q`` solves
 ``E_u[exp(-exp(u) c)] = 1 - q`` once per draw (a vectorised safeguarded Newton search),
@@ -36,6 +37,7 @@ and the marginal RMST is the quadrature-weighted sum of the closed forms
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -52,8 +54,6 @@ from bayes_sarcoma.results import SAMPLE_DIMS, linear_predictor
 from bayes_sarcoma.truth import gauss_hermite_normal
 
 CENTER_CHOICES = ("known", "new", "typical")
-#: Gauss-Hermite nodes for a new centre's effect.
-N_NODES = 32
 #: Floats per intermediate array when a computation is split into chunks of draws.
 CHUNK_ELEMENTS = 2**22
 #: Quadrature weights below this are dropped (their total is < 1e-14).
@@ -112,7 +112,38 @@ def draws(
     return ds
 
 
-def quadrature(n_nodes: int = N_NODES) -> tuple[NDArray, NDArray]:
+@functools.lru_cache(maxsize=64)
+def _nodes_for(sd: float, tol: float) -> int:
+    h = np.logspace(-6, 2.5, 60)[:, None]
+
+    def marginal(n):
+        z, w = gauss_hermite_normal(n)
+        return np.exp(-np.exp(sd * z) * h) @ w
+
+    for n in (8, 12, 16, 24, 32, 48, 64):
+        if np.max(np.abs(marginal(n) - marginal(2 * n))) < tol:
+            return n
+    return 128
+
+
+def nodes_for(center_sd: ArrayLike, *, tol: float = 1e-10) -> int:
+    """Return how many Gauss-Hermite nodes integrate a new centre's effect to ``tol``.
+
+    The quadrature error grows with the centre sd, so the node count is chosen for the
+    largest sd among the draws (rounded up to 0.05): the smallest of 8, 12, 16, 24, 32,
+    48, 64 whose survival ``E_u[exp(-exp(u) H)]`` differs from the rule with twice as many
+    nodes by less than ``tol`` for every ``H`` in [1e-6, 300] (else 128).
+
+    Examples
+    --------
+    >>> nodes_for(0.15), nodes_for(0.5)
+    (8, 24)
+    """
+    sd = float(np.ceil(np.max(center_sd) * 20.0) / 20.0)
+    return _nodes_for(sd, float(tol))
+
+
+def quadrature(n_nodes: int) -> tuple[NDArray, NDArray]:
     """Return Gauss-Hermite nodes and weights for ``Normal(0, 1)``, tiny weights dropped.
 
     Examples
@@ -145,7 +176,7 @@ class Predictor:
     modifier_index: np.ndarray | None
     patient: np.ndarray
     integrate: bool
-    n_nodes: int = N_NODES
+    n_nodes: int = 1
 
     @classmethod
     def from_fit(
@@ -156,7 +187,7 @@ class Predictor:
         center: str = "new",
         group: str = "posterior",
         num_samples: int | None = None,
-        n_nodes: int = N_NODES,
+        n_nodes: int | None = None,
         set_term: tuple[str, float] | None = None,
     ) -> Predictor:
         """Code ``data`` with the fit's design and gather the draws it needs.
@@ -200,6 +231,9 @@ class Predictor:
                 raise ValueError(
                     f"{modifier} values {list(bad)} are not levels of the fit {levels}"
                 )
+        integrate = center == "new" and has_centers
+        if integrate and n_nodes is None:
+            n_nodes = nodes_for(flat["center_sd"])
         return cls(
             params=flat,
             sample_coords={k: post[k].to_numpy() for k in SAMPLE_DIMS},
@@ -208,8 +242,8 @@ class Predictor:
             treatment=treatment,
             modifier_index=modifier_index,
             patient=_patient_ids(data, spec, design),
-            integrate=center == "new" and has_centers,
-            n_nodes=n_nodes,
+            integrate=integrate,
+            n_nodes=n_nodes or 1,
         )
 
     @property
@@ -302,24 +336,38 @@ def _times(times: ArrayLike, name: str = "times") -> np.ndarray:
 
 
 # -- numerical kernels (NumPy, broadcasting over draws) ----------------------------------
-def log_survival_nodes(
-    log_h0: np.ndarray, offsets: np.ndarray, log_w: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Return ``log E_u[exp(-exp(u) H0)]`` and the node posterior weights.
+def marginal_log_survival(
+    log_h0: np.ndarray, offsets: np.ndarray, w: np.ndarray, *, frailty: bool = False
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Return ``log E_u[exp(-exp(u) H0)]`` and, optionally, ``E[exp(u) | T > t]``.
 
     ``log_h0`` is ``log H0`` with draws first (``(s, ...)``), ``offsets`` the centre
-    effects ``(s, K)`` at the quadrature nodes and ``log_w`` their log weights ``(K,)``.
-    The second output is ``p_k`` proportional to ``w_k exp(-exp(u_k) H0)`` (the posterior
-    of the node given survival to ``t``), used by the marginal hazard.
+    effects ``(s, K)`` at the quadrature nodes and ``w`` their weights ``(K,)``. The mean
+    frailty of the survivors gives the marginal hazard ``h0(t) E[exp(u) | T > t]``. The
+    sum is taken in linear space (one ``exp`` per node); where the survival underflows
+    (far tails) it is redone in log space.
     """
     extra = (None,) * (log_h0.ndim - 1)
-    off = offsets[(slice(None), *extra, slice(None))]
+    e = np.exp(offsets)[(slice(None), *extra, slice(None))]
     with np.errstate(over="ignore"):
-        terms = log_w - np.exp(log_h0[..., None] + off)
-    log_s = special.logsumexp(terms, axis=-1)
-    with np.errstate(invalid="ignore"):
-        p = np.exp(terms - log_s[..., None])
-    return log_s, np.nan_to_num(p, nan=0.0)
+        uh = np.exp(log_h0)[..., None] * e
+    surv = np.exp(-uh)
+    s = surv @ w
+    with np.errstate(divide="ignore"):
+        log_s = np.log(s)
+    mean_frailty = None
+    if frailty:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean_frailty = (surv * e) @ w / s
+    tiny = s < 1e-250
+    if tiny.any():
+        terms = np.log(w) - uh[tiny]
+        with np.errstate(invalid="ignore"):
+            log_s[tiny] = special.logsumexp(terms, axis=-1)
+            if frailty:
+                p = np.exp(terms - log_s[tiny][:, None])
+                mean_frailty[tiny] = np.sum(p * np.broadcast_to(e, uh.shape)[tiny], axis=-1)
+    return log_s, mean_frailty
 
 
 def solve_decreasing(
@@ -348,16 +396,16 @@ def solve_decreasing(
     x = 0.5 * (lo + hi)
     for _ in range(max_iter):
         f, df = fun(x)
-        exact = f == 0
         lo = np.where(f > 0, x, lo)
         hi = np.where(f < 0, x, hi)
         with np.errstate(divide="ignore", invalid="ignore"):
-            step = x - f / df
-        ok = np.isfinite(step) & (step > lo) & (step < hi)
-        new = np.where(exact, x, np.where(ok, step, 0.5 * (lo + hi)))
-        done = (np.abs(new - x) <= xtol * (1.0 + np.abs(x))) | (hi - lo <= xtol * (1 + np.abs(x)))
-        x = new
-        if np.all(done | exact):
+            newton = np.where(f == 0, x, x - f / df)
+        tol = xtol * (1.0 + np.abs(x))
+        small = np.abs(newton - x) <= tol
+        inside = (newton > lo) & (newton < hi)
+        done = small | (hi - lo <= tol)
+        x = np.where(small | inside, newton, 0.5 * (lo + hi))
+        if np.all(done):
             break
     return x
 
@@ -373,11 +421,10 @@ def log_cumulative_hazard_quantile(q: np.ndarray, offsets: np.ndarray, w: np.nda
     off = offsets[:, None, :]
     lo = base - off.max(axis=-1)
     hi = base - off.min(axis=-1)
-    log_w = np.log(w)
 
     def fun(c):
-        log_s, p = log_survival_nodes(c, offsets, log_w)
-        return log_s - target, -np.sum(p * np.exp(c[..., None] + off), axis=-1)
+        log_s, mean_frailty = marginal_log_survival(c, offsets, w, frailty=True)
+        return log_s - target, -np.exp(c) * mean_frailty
 
     if offsets.shape[1] == 1 and np.all(offsets == 0):
         return np.broadcast_to(base, (offsets.shape[0], len(q))).copy()
@@ -389,7 +436,6 @@ def _curves(
     predictor: Predictor, t: np.ndarray, what: str
 ) -> np.ndarray:  # (samples, patients, times)
     z, w = predictor.nodes()
-    log_w = np.log(w)
     out = np.empty((predictor.n_samples, predictor.n_patients, len(t)))
     with np.errstate(divide="ignore"):
         log_t = np.log(t)
@@ -398,16 +444,25 @@ def _curves(
         alpha = predictor.shape(sl)[:, None, None]
         with np.errstate(invalid="ignore"):
             log_h0 = np.where(np.isneginf(log_t), -np.inf, alpha * log_t + eta[..., None])
-        log_s, p = log_survival_nodes(log_h0, predictor.offsets(sl), log_w)
+        hazard = what == "hazard"
+        log_s, mean_frailty = marginal_log_survival(
+            log_h0, predictor.offsets(sl), w, frailty=hazard
+        )
         if what == "survival":
             out[sl] = np.exp(log_s)
         elif what == "cumulative_hazard":
             out[sl] = -log_s
         else:  # hazard = h0(t) * E[exp(u) | T > t]
-            h0 = weibull.hazard(t, eta[..., None], alpha)
-            frailty = np.sum(p * np.exp(predictor.offsets(sl))[:, None, None, :], axis=-1)
-            out[sl] = h0 * frailty
+            out[sl] = weibull.hazard(t, eta[..., None], alpha) * mean_frailty
     return out
+
+
+def _curve_array(dt, data, times, what: str, quantity: str, **kw) -> xr.DataArray:
+    t = _times(times)
+    p = Predictor.from_fit(dt, data, **kw)
+    coords = {"patient": p.patient, "time": t}
+    out = _curves(p, t, what)
+    return p.wrap(out, ("patient", "time"), coords, quantity=quantity, center=kw["center"])
 
 
 def predict_survival(
@@ -418,7 +473,7 @@ def predict_survival(
     center: str = "new",
     group: str = "posterior",
     num_samples: int | None = None,
-    n_nodes: int = N_NODES,
+    n_nodes: int | None = None,
 ) -> xr.DataArray:
     """Return each patient's survival ``S(t)`` for each draw.
 
@@ -436,8 +491,9 @@ def predict_survival(
         The group of ``dt`` whose draws are used.
     num_samples : int, optional
         Use at most this many draws (every k-th draw of each chain).
-    n_nodes : int
-        Gauss-Hermite nodes for ``center="new"``.
+    n_nodes : int, optional
+        Gauss-Hermite nodes for ``center="new"`` (default: enough for an error below
+        1e-10 at the largest centre sd of the draws, :func:`nodes_for`).
 
     Returns
     -------
@@ -453,17 +509,8 @@ def predict_survival(
     >>> s = predict_survival(dt, df.head(3), [12, 24, 60])                # doctest: +SKIP
     >>> s.mean(("chain", "draw")).sel(time=60)                            # doctest: +SKIP
     """
-    t = _times(times)
-    p = Predictor.from_fit(
-        dt, data, center=center, group=group, num_samples=num_samples, n_nodes=n_nodes
-    )
-    return p.wrap(
-        _curves(p, t, "survival"),
-        ("patient", "time"),
-        {"patient": p.patient, "time": t},
-        quantity="survival probability S(t)",
-        center=center,
-    )
+    kw = dict(center=center, group=group, num_samples=num_samples, n_nodes=n_nodes)
+    return _curve_array(dt, data, times, "survival", "survival probability S(t)", **kw)
 
 
 def predict_cumulative_hazard(
@@ -474,7 +521,7 @@ def predict_cumulative_hazard(
     center: str = "new",
     group: str = "posterior",
     num_samples: int | None = None,
-    n_nodes: int = N_NODES,
+    n_nodes: int | None = None,
 ) -> xr.DataArray:
     """Return each patient's cumulative hazard ``H(t) = -log S(t)`` for each draw.
 
@@ -484,17 +531,8 @@ def predict_cumulative_hazard(
     --------
     >>> h = predict_cumulative_hazard(dt, df.head(3), [12, 60])           # doctest: +SKIP
     """
-    t = _times(times)
-    p = Predictor.from_fit(
-        dt, data, center=center, group=group, num_samples=num_samples, n_nodes=n_nodes
-    )
-    return p.wrap(
-        _curves(p, t, "cumulative_hazard"),
-        ("patient", "time"),
-        {"patient": p.patient, "time": t},
-        quantity="cumulative hazard H(t)",
-        center=center,
-    )
+    kw = dict(center=center, group=group, num_samples=num_samples, n_nodes=n_nodes)
+    return _curve_array(dt, data, times, "cumulative_hazard", "cumulative hazard H(t)", **kw)
 
 
 def predict_hazard(
@@ -505,7 +543,7 @@ def predict_hazard(
     center: str = "new",
     group: str = "posterior",
     num_samples: int | None = None,
-    n_nodes: int = N_NODES,
+    n_nodes: int | None = None,
 ) -> xr.DataArray:
     """Return each patient's hazard ``h(t)`` (events per time unit) for each draw.
 
@@ -518,17 +556,8 @@ def predict_hazard(
     --------
     >>> h = predict_hazard(dt, df.head(3), [12, 60], center="typical")    # doctest: +SKIP
     """
-    t = _times(times)
-    p = Predictor.from_fit(
-        dt, data, center=center, group=group, num_samples=num_samples, n_nodes=n_nodes
-    )
-    return p.wrap(
-        _curves(p, t, "hazard"),
-        ("patient", "time"),
-        {"patient": p.patient, "time": t},
-        quantity="hazard h(t), events per time unit",
-        center=center,
-    )
+    kw = dict(center=center, group=group, num_samples=num_samples, n_nodes=n_nodes)
+    return _curve_array(dt, data, times, "hazard", "hazard h(t), events per time unit", **kw)
 
 
 def predict_quantile(
@@ -539,7 +568,7 @@ def predict_quantile(
     center: str = "new",
     group: str = "posterior",
     num_samples: int | None = None,
-    n_nodes: int = N_NODES,
+    n_nodes: int | None = None,
 ) -> xr.DataArray:
     """Return the time by which a fraction ``q`` of such patients has had the event.
 
@@ -565,9 +594,8 @@ def predict_quantile(
     q = np.atleast_1d(np.asarray(q, dtype=float))
     if q.ndim != 1 or not np.all((q > 0) & (q < 1)):
         raise ValueError("q must be probabilities strictly between 0 and 1")
-    p = Predictor.from_fit(
-        dt, data, center=center, group=group, num_samples=num_samples, n_nodes=n_nodes
-    )
+    kw = dict(center=center, group=group, num_samples=num_samples, n_nodes=n_nodes)
+    p = Predictor.from_fit(dt, data, **kw)
     _, w = p.nodes()
     out = np.empty((p.n_samples, p.n_patients, len(q)))
     for sl in p.chunks(p.n_patients * len(q)):
@@ -590,7 +618,7 @@ def predict_median(
     center: str = "new",
     group: str = "posterior",
     num_samples: int | None = None,
-    n_nodes: int = N_NODES,
+    n_nodes: int | None = None,
 ) -> xr.DataArray:
     """Return each patient's median event-free time, dims ``(chain, draw, patient)``.
 
@@ -615,7 +643,7 @@ def predict_rmst(
     center: str = "new",
     group: str = "posterior",
     num_samples: int | None = None,
-    n_nodes: int = N_NODES,
+    n_nodes: int | None = None,
 ) -> xr.DataArray:
     """Return the restricted mean survival time ``integral_0^horizon S(t) dt``.
 
@@ -644,9 +672,8 @@ def predict_rmst(
     tau = _times(horizon, "horizon")
     if np.any(tau <= 0):
         raise ValueError("horizon must be > 0")
-    p = Predictor.from_fit(
-        dt, data, center=center, group=group, num_samples=num_samples, n_nodes=n_nodes
-    )
+    kw = dict(center=center, group=group, num_samples=num_samples, n_nodes=n_nodes)
+    p = Predictor.from_fit(dt, data, **kw)
     _, w = p.nodes()
     out = np.empty((p.n_samples, p.n_patients, len(tau)))
     for sl in p.chunks(p.n_patients * len(tau) * len(w)):
@@ -672,7 +699,7 @@ def predict_conditional_survival(
     center: str = "new",
     group: str = "posterior",
     num_samples: int | None = None,
-    n_nodes: int = N_NODES,
+    n_nodes: int | None = None,
 ) -> xr.DataArray:
     """Return ``P(T > t | T > landmark) = S(t) / S(landmark)`` (1 for ``t <= landmark``).
 
@@ -698,9 +725,8 @@ def predict_conditional_survival(
     """
     t = _times(times)
     landmark = float(_times(landmark, "landmark")[0])
-    p = Predictor.from_fit(
-        dt, data, center=center, group=group, num_samples=num_samples, n_nodes=n_nodes
-    )
+    kw = dict(center=center, group=group, num_samples=num_samples, n_nodes=n_nodes)
+    p = Predictor.from_fit(dt, data, **kw)
     log_s = -_curves(p, np.append(np.maximum(t, landmark), landmark), "cumulative_hazard")
     out = np.exp(log_s[..., :-1] - log_s[..., -1:])
     return p.wrap(
