@@ -36,6 +36,9 @@ from bayes_sarcoma import __version__, schema
 PROG = "bayes-sarcoma"
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq")
+#: Probability of every interval the command line prints (the clinical convention; the
+#: HTML report uses the same).
+PROB = 0.95
 
 EXAMPLES = """\
 examples:
@@ -50,6 +53,7 @@ examples:
   bayes-sarcoma predict lrfs.zarr new_patients.csv --times 12,24,60 --center new
   bayes-sarcoma sensitivity registry.csv --endpoints LRFS,OS \\
       --prior-sets weakly_informative,sceptical,vague -o sensitivity.csv
+  bayes-sarcoma report registry.csv --fits lrfs.zarr,os.zarr -o report.html
 
 exit codes: 0 ok, 1 bad input (the message says what and where), 2 usage,
 3 internal error (rerun with --traceback and report it), 130 interrupted.
@@ -401,6 +405,39 @@ def cmd_sensitivity(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
+# -- report ----------------------------------------------------------------------------------
+def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    """Write the HTML report of a registry (fitting what is not given as saved fits)."""
+    from bayes_sarcoma import io
+    from bayes_sarcoma.report import analysis_report
+
+    df = read_table(args.registry)
+    fits = {}
+    for path in _csv_list(args.fits) or []:
+        model, dt = io.load(path, data=df)
+        if not model.endpoint:
+            raise CommandError(f"{path}: not a registry endpoint fit (no endpoint)")
+        fits[model.endpoint] = (model, dt)
+    endpoints = _csv_list(args.endpoints) or list(fits) or list(schema.ENDPOINTS)
+    with console.step(f"analysing {len(df)} patients for the report ({', '.join(endpoints)})"):
+        chosen = {"candidates": _csv_list(args.candidates)} if args.candidates else {}
+        report = analysis_report(
+            df,
+            args.out,
+            endpoints=[e.upper() for e in endpoints],
+            fits=fits,
+            **chosen,
+            draws=args.draws,
+            tune=args.tune,
+            chains=args.chains,
+            random_seed=args.seed,
+            figures_dir=args.figures,
+            progressbar=console.progressbar,
+        )
+    console.print(f"wrote {report.path}")
+    return EXIT_OK
+
+
 # -- the parser ------------------------------------------------------------------------------
 def _add_sampler_options(p: argparse.ArgumentParser, *, draws: int = 1000) -> None:
     g = p.add_argument_group("sampler")
@@ -501,7 +538,7 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--entry", help="delayed-entry time column")
     g.add_argument("--id-column", help="patient id column")
     g.add_argument("--no-validate", action="store_true", help="skip the registry checks")
-    p.add_argument("--prob", type=float, default=0.94, help="interval probability (0.94)")
+    p.add_argument("--prob", type=float, default=PROB, help="interval probability (%(default)s)")
     _add_sampler_options(p)
 
     p = command(
@@ -512,7 +549,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("fit", help="fit file (.zarr or .nc)")
     p.add_argument("--data", help="the fitting table: checked against the fit's fingerprint")
-    p.add_argument("--prob", type=float, default=0.94, help="interval probability (0.94)")
+    p.add_argument("--prob", type=float, default=PROB, help="interval probability (%(default)s)")
 
     p = command(
         "predict",
@@ -531,7 +568,7 @@ def make_parser() -> argparse.ArgumentParser:
         help="new: a centre not in the fit (default); known: the patient's own centre; "
         "typical: centre effect 0",
     )
-    p.add_argument("--prob", type=float, default=0.94, help="interval probability (0.94)")
+    p.add_argument("--prob", type=float, default=PROB, help="interval probability (%(default)s)")
     p.add_argument("--out", "-o", help="write the table here (.csv or .parquet)")
 
     p = command(
@@ -551,6 +588,27 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-power-scaling", action="store_true", help="skip power-scaling")
     p.add_argument("--out", "-o", help="write the tidy table here (.csv or .parquet)")
     p.add_argument("--plot", help="write the comparison figure here (.png)")
+    _add_sampler_options(p)
+
+    p = command(
+        "report",
+        cmd_report,
+        "write the HTML report of a registry: headline, Table 1, hazard ratios, standardized "
+        "survival, effect by margin, diagnostics, PPC, model comparison, centres",
+        "examples:\n  bayes-sarcoma report registry.csv -o report.html\n"
+        "  bayes-sarcoma report registry.csv --fits lrfs.zarr,rfs.zarr,os.zarr "
+        "--candidates weibull -o report.html",
+    )
+    p.add_argument("registry", help="registry (.csv or .parquet)")
+    p.add_argument("--out", "-o", required=True, help="the HTML file")
+    p.add_argument("--fits", help="comma-separated saved main fits to reuse (not refitted)")
+    p.add_argument("--endpoints", help="comma-separated (default: those of --fits, or all)")
+    p.add_argument(
+        "--candidates",
+        help="comma-separated models compared per endpoint (default: weibull, exponential, "
+        "no centre effects, expert x margin)",
+    )
+    p.add_argument("--figures", help="also write every figure to this folder (PNG)")
     _add_sampler_options(p)
     return parser
 
@@ -595,7 +653,7 @@ def cmd_demo(args: argparse.Namespace, console: Console) -> int:
     report = None
     if not args.no_report:
         with console.step("[4/4] HTML report"):
-            report = write_report(df, fits, out)
+            report = write_report(df, fits, out, settings)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     files = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
     text = "\n".join(
@@ -611,20 +669,37 @@ def cmd_demo(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-def write_report(df: pd.DataFrame, fits: dict, out: Path) -> Path | None:
-    """Write the HTML report of the demo's fits (when the report module is available)."""
-    try:
-        from bayes_sarcoma.report import write_report as _write
-    except ImportError:
-        return None
-    return _write({name: dt for name, (_, dt) in fits.items()}, df, out / "report.html")
+def write_report(df: pd.DataFrame, fits: dict, out: Path, settings: argparse.Namespace):
+    """Write the HTML report of the demo's main fits (not refitted); return its path.
+
+    The report module fits what it is not given; here it gets the three main fits, and
+    only the main model is reported per endpoint (candidates ``("weibull",)``), which
+    keeps the demo within its time budget. The LRFS margin fit is in the printed headline
+    and saved beside the report.
+    """
+    from bayes_sarcoma.report import analysis_report
+
+    main = {name.upper(): fit for name, fit in fits.items() if "_" not in name}
+    report = analysis_report(
+        df,
+        out / "report.html",
+        endpoints=list(main),
+        fits=main,
+        candidates=("weibull",),
+        draws=settings.draws,
+        tune=settings.tune,
+        chains=settings.chains,
+        random_seed=settings.seed,
+        prob=PROB,
+    )
+    return report.path
 
 
 def _p_value(p: float) -> str:
     return "-" if not np.isfinite(p) else (f"{p:.3f}" if p >= 1e-3 else f"{p:.1e}")
 
 
-def _interval(values, prob: float = 0.94, fmt: str = "{:.2f}") -> str:
+def _interval(values, prob: float = PROB, fmt: str = "{:.2f}") -> str:
     lo, med, hi = np.quantile(np.asarray(values).ravel(), [(1 - prob) / 2, 0.5, (1 + prob) / 2])
     return f"{fmt.format(med)} ({fmt.format(lo)} to {fmt.format(hi)})"
 
@@ -642,7 +717,7 @@ def headline_table(df: pd.DataFrame, fits: dict, settings: argparse.Namespace) -
         f"NETSARC-style replication: {len(df)} simulated patients, "
         f"{df[schema.CENTER_ID].nunique()} centres "
         f"({df.loc[expert, schema.CENTER_ID].nunique()} expert, {expert.mean():.0%} of patients);"
-        f" {settings.chains} chains x {settings.draws} draws per fit; intervals are 94%.",
+        f" {settings.chains} chains x {settings.draws} draws per fit; intervals are {PROB:.0%}.",
         "",
         "1. Crude median survival, months (Kaplan-Meier): published NETSARC vs simulated",
     ]
@@ -688,7 +763,7 @@ def headline_table(df: pd.DataFrame, fits: dict, settings: argparse.Namespace) -
         hr_rows.append(
             {
                 "endpoint": endpoint,
-                "HR expert (94% interval)": _interval(np.exp(beta)),
+                f"HR expert ({PROB:.0%} interval)": _interval(np.exp(beta)),
                 "P(HR<1)": f"{float((beta < 0).mean()):.3f}",
                 "true HR": f"{np.exp(t['beta'][schema.EXPERT]):.2f}"
                 + ("" if t["exact"] else " (pseudo-true)"),
@@ -717,12 +792,12 @@ def headline_table(df: pd.DataFrame, fits: dict, settings: argparse.Namespace) -
     ]
     margin = [dt for name, (_, dt) in fits.items() if name.endswith("_margin")]
     if margin:
-        by = effect_by_modifier(margin[0])
+        by = effect_by_modifier(margin[0], prob=PROB)
         table = pd.DataFrame(
             {
                 "patients": by["n_patients"].astype("Int64"),
                 "HR expert": by["median"].map("{:.2f}".format),
-                "94% interval": [
+                f"{PROB:.0%} interval": [
                     f"{lo:.2f} to {hi:.2f}" for lo, hi in zip(by.lower, by.upper, strict=True)
                 ],
                 "P(HR<1)": by["prob_lt_1"].map("{:.3f}".format),

@@ -12,7 +12,7 @@ import bayes_sarcoma as bs
 from bayes_sarcoma import cli, io
 from bayes_sarcoma.predict import predict_survival, summarize
 
-COMMANDS = ["demo", "simulate", "validate", "fit", "summary", "predict", "sensitivity"]
+COMMANDS = ["demo", "simulate", "validate", "fit", "summary", "predict", "sensitivity", "report"]
 SAMPLER = ["--draws", str(FAST["draws"]), "--tune", str(FAST["tune"]), "--chains", "2"]
 
 
@@ -144,7 +144,8 @@ def test_summary_prints_hazard_ratios_and_diagnostics(os_fit_file, registry_csv,
     assert "the data match the fit" in out
     assert "OS: 1500 patients" in out
     _, dt = io.load(os_fit_file)
-    hr = bs.HierarchicalWeibull.from_datatree(dt).hazard_ratios(dt).loc["expert_center"]
+    hr = bs.HierarchicalWeibull.from_datatree(dt).hazard_ratios(dt, prob=cli.PROB)
+    hr = hr.loc["expert_center"]
     line = next(s for s in out.splitlines() if s.startswith("expert_center"))
     assert line.split()[1:5] == [f"{hr[c]:.3f}" for c in ("median", "lower", "upper", "prob_lt_1")]
     assert "Sampling diagnostics" in out
@@ -170,7 +171,7 @@ def test_predict_matches_the_api(os_fit_file, registry_small, tmp_path, capsys):
     table = pd.read_csv(out)
     assert len(table) == 3 * 2 + 3  # survival at two times, then the median
     _, dt = io.load(os_fit_file)
-    want = summarize(predict_survival(dt, patients, [12, 60], center="known"))
+    want = summarize(predict_survival(dt, patients, [12, 60], center="known"), prob=cli.PROB)
     got = table[table.quantity == "survival"].reset_index(drop=True)
     np.testing.assert_allclose(got[["mean", "lower", "upper"]], want[["mean", "lower", "upper"]])
     assert got.patient.tolist() == want.patient.tolist()
@@ -232,6 +233,7 @@ def test_fit_options_build_the_model():
 def test_demo_runs_end_to_end_with_tiny_draws(tmp_path, capsys):
     out = tmp_path / "demo"
     argv = ["demo", "--patients", 1500, "--seed", 7, "--draws", 60, "--tune", 100, "--chains", 2]
+    argv.append("--no-report")  # the report command is tested on its own
     code, stdout, stderr = run(capsys, *argv, "--out", out)
     assert code == 0, stderr
     for section in ("1. Crude median", "2. Adjusted", "3. Standardized", "4. LRFS", "5. Sampling"):
@@ -244,3 +246,15 @@ def test_demo_runs_end_to_end_with_tiny_draws(tmp_path, capsys):
     # Published medians beside the simulated ones.
     row = next(line for line in stdout.splitlines() if line.startswith("LRFS") and "60.0" in line)
     assert "41.0" in row
+
+
+def test_report_from_a_saved_fit(os_fit_file, registry_csv, tmp_path, capsys):
+    pytest.importorskip("bayes_sarcoma.report")
+    out = tmp_path / "report.html"
+    argv = ["report", registry_csv, "--fits", os_fit_file, "--candidates", "weibull", "-o", out]
+    code, stdout, stderr = run(capsys, *argv, "-q")
+    assert code == 0, stderr
+    assert stdout.strip() == f"wrote {out}"
+    html = out.read_text()
+    assert "<html" in html.lower()
+    assert "data:image/png;base64," in html
