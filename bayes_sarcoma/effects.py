@@ -53,7 +53,8 @@ def hazard_ratios(dt: xr.DataTree, *, prob: float = 0.94, group: str = "posterio
         Index ``term``; columns ``mean``, ``median``, ``lower``, ``upper`` (hazard ratio),
         ``prob_lt_1`` (posterior probability that the HR is below 1, i.e. lower hazard),
         and ``log_hr_mean``, ``log_hr_sd``. Continuous terms are per unit of their column
-        (per year of age, per cm).
+        (per year of age, per cm). In a model with an effect modifier the treatment's row is
+        the common effect ``exp(beta_T)``; :func:`effect_by_modifier` gives each level's.
 
     Examples
     --------
