@@ -178,16 +178,22 @@ def cmd_simulate(args: argparse.Namespace, console: Console) -> int:
 
     with console.step(f"simulating {args.patients} patients"):
         df = bs.simulate_registry(args.patients, seed=args.seed)
-    out = write_table(df, args.out)
-    truth_path = out.with_suffix(".truth.json")
-    truth = {"truth": df.attrs["truth"], "simulation": df.attrs.get("simulation", {})}
-    truth_path.write_text(json.dumps(truth, indent=1, default=_json_default))
+    out, truth_path = write_registry(df, args.out)
     console.print(
         f"wrote {out}: {len(df)} patients, {df[schema.CENTER_ID].nunique()} centres "
         f"({df.loc[df[schema.EXPERT], schema.CENTER_ID].nunique()} expert); "
         f"the true parameters are in {truth_path}"
     )
     return EXIT_OK
+
+
+def write_registry(df: pd.DataFrame, path: str | Path) -> tuple[Path, Path]:
+    """Write a simulated registry and, beside it, its truth as JSON (``<stem>.truth.json``)."""
+    out = write_table(df, path)
+    truth_path = out.with_suffix(".truth.json")
+    truth = {"truth": df.attrs["truth"], "simulation": df.attrs.get("simulation", {})}
+    truth_path.write_text(json.dumps(truth, indent=1, default=_json_default))
+    return out, truth_path
 
 
 def _describe_registry(df: pd.DataFrame) -> str:
@@ -637,7 +643,7 @@ def cmd_demo(args: argparse.Namespace, console: Console) -> int:
     with console.step(f"[1/4] simulating {settings.patients} patients (seed {settings.seed})"):
         df = bs.simulate_registry(settings.patients, seed=settings.seed)
         bs.validate_registry(df)
-        write_table(df, out / "registry.csv")
+        write_registry(df, out / "registry.csv")
     fits = {}
     for i, (endpoint, modifier) in enumerate(DEMO_FITS, start=1):
         model = bs.HierarchicalWeibull(endpoint, effect_modifier=modifier)

@@ -242,6 +242,7 @@ def test_demo_runs_end_to_end_with_tiny_draws(tmp_path, capsys):
         _, dt = io.load(out / f"{name}.zarr")
         assert dt.posterior.sizes["draw"] == 60
     assert (out / "headline.txt").read_text().strip() == stdout.strip()
+    assert (out / "registry.truth.json").exists()
     assert "[2/4] fit 4 of 4" in stderr
     # Published medians beside the simulated ones.
     row = next(line for line in stdout.splitlines() if line.startswith("LRFS") and "60.0" in line)
