@@ -416,6 +416,7 @@ def save(
     out.attrs[META_ATTR] = json.dumps(meta)
 
     # Write next to the target, then move it in place: a failed write leaves no half file.
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     _remove(tmp)
     try:

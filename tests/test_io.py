@@ -125,7 +125,9 @@ def test_data_fingerprint_detects_another_table(os_model_and_fit, saved_os, regi
 
 def test_log_likelihood_can_be_stored(os_model_and_fit, saved_os, tmp_path):
     model, dt = os_model_and_fit
-    path = io.save(model, dt, tmp_path / "with_ll.zarr", store_log_likelihood=True)
+    path = io.save(
+        model, dt, tmp_path / "new" / "folder" / "with_ll.zarr", store_log_likelihood=True
+    )
     assert io.read_metadata(path)["log_likelihood"] == "stored"
     assert io.read_metadata(saved_os)["log_likelihood"] == "recompute"
     _, again = io.load(path)
