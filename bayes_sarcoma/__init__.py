@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 
 from bayes_sarcoma.calibration import calibration_table, format_calibration
 from bayes_sarcoma.endpoints import derive_endpoints
-from bayes_sarcoma.errors import Problem, RegistryError
+from bayes_sarcoma.errors import DataWarning, Problem, RegistryError
 from bayes_sarcoma.model import HierarchicalWeibull, SamplerWarning
 from bayes_sarcoma.priors import DEFAULT_PRIORS, Prior, PriorError
 from bayes_sarcoma.simulate import simulate_registry
@@ -25,6 +25,7 @@ from bayes_sarcoma.validation import validate_registry
 
 __all__ = [
     "DEFAULT_PRIORS",
+    "DataWarning",
     "HierarchicalWeibull",
     "Prior",
     "PriorError",

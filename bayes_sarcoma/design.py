@@ -34,6 +34,10 @@ from bayes_sarcoma import schema
 from bayes_sarcoma.errors import Problem, RegistryError, problem_where, raise_if
 
 KINDS = ("binary", "continuous", "categorical")
+#: Continuous values beyond this magnitude are refused (their square would overflow).
+MAX_ABS_VALUE = 1e100
+#: A text column of numbers with more distinct values than this is refused as a category.
+MAX_NUMERIC_TEXT_LEVELS = 10
 
 
 @dataclass(frozen=True)
@@ -275,13 +279,31 @@ def _learn_term(data, name, force_categorical, reference, levels, id_column) -> 
     is_bool = pd.api.types.is_bool_dtype(values)
     is_numeric = pd.api.types.is_numeric_dtype(values) and not is_bool
     if known is not None or force_categorical or not (is_bool or is_numeric):
+        _refuse_numbers_as_text(data, name, force_categorical, id_column)
         return _learn_categorical(data, name, known, reference, levels, id_column)
     if is_numeric:
         x = values.to_numpy(dtype=float)
-        bad = problem_where(
-            data, name, ~np.isfinite(x), "numbers must be finite (no inf)", id_column=id_column
+        with np.errstate(invalid="ignore"):
+            huge = np.abs(x) > MAX_ABS_VALUE
+        raise_if(
+            [
+                problem_where(
+                    data,
+                    name,
+                    ~np.isfinite(x),
+                    "numbers must be finite (no inf)",
+                    id_column=id_column,
+                ),
+                problem_where(
+                    data,
+                    name,
+                    np.isfinite(x) & huge,
+                    f"numbers must be of a plausible magnitude (|x| <= {MAX_ABS_VALUE:g})",
+                    id_column=id_column,
+                    hint="check the unit or a typo",
+                ),
+            ]
         )
-        raise_if([bad])
         if np.isin(x, (0.0, 1.0)).all() and len(np.unique(x)) == 2:
             is_bool = True
         else:
@@ -297,6 +319,32 @@ def _learn_term(data, name, force_categorical, reference, levels, id_column) -> 
             Problem(name, "a binary term must take both values (it is constant)", hint="drop it")
         )
     return Term(name, "binary", (), (float(np.mean(x)),), (1.0,))
+
+
+def _refuse_numbers_as_text(data, name, force_categorical, id_column) -> None:
+    """Refuse a text column of many distinct numbers: it is numbers stored as text.
+
+    A text column whose values all read as numbers, with more than
+    ``MAX_NUMERIC_TEXT_LEVELS`` distinct values, would become one dummy per value. Codes
+    such as '1', '2', '3' (few levels) stay categorical, as does any column the user
+    declared ``categorical``.
+    """
+    values = data[name]
+    if force_categorical or not (
+        pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)
+    ):
+        return
+    parsed = pd.to_numeric(values, errors="coerce")
+    if parsed.notna().all() and values.nunique() > MAX_NUMERIC_TEXT_LEVELS:
+        raise RegistryError(
+            Problem(
+                name,
+                f"the values are numbers stored as text ({values.nunique()} distinct values), "
+                "which would be coded as one category per value",
+                hint=f"convert with df[{name!r}] = pd.to_numeric(df[{name!r}]), or pass "
+                f"categorical=[{name!r}] if they really are category codes",
+            )
+        )
 
 
 def _learn_categorical(data, name, known, reference, levels, id_column) -> Term:

@@ -90,9 +90,21 @@ def derive_endpoints(df: pd.DataFrame) -> pd.DataFrame:
     """
     run_rules(df, required=schema.DATE_COLUMNS, type_rules=DATE_TYPE_RULES, rules=DATE_RULES)
     out = df.copy(deep=True)
-    surgery = out[schema.SURGERY_DATE].to_numpy()
-    followup = _days_since(out, schema.LAST_FOLLOWUP_DATE, surgery)
-    event_days = {c: _days_since(out, c, surgery) for c in schema.OPTIONAL_DATE_COLUMNS}
+    for column, values in endpoint_arrays(out).items():
+        out[column] = values
+    return out
+
+
+def endpoint_arrays(df: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Return the derived endpoint columns as arrays, from dates assumed valid.
+
+    No checks: :func:`derive_endpoints` checks the dates first; the validation of stored
+    endpoints uses this after every other rule has passed.
+    """
+    surgery = df[schema.SURGERY_DATE].to_numpy()
+    followup = _days_since(df, schema.LAST_FOLLOWUP_DATE, surgery)
+    event_days = {c: _days_since(df, c, surgery) for c in schema.OPTIONAL_DATE_COLUMNS}
+    out = {}
     for endpoint, (time_col, event_col) in schema.ENDPOINTS.items():
         # first observed event (fmin skips NaN); validation put every event <= follow-up
         first = reduce(np.fmin, (event_days[c] for c in schema.ENDPOINT_EVENTS[endpoint]))

@@ -56,6 +56,10 @@ class Problem:
         return text
 
 
+class DataWarning(UserWarning):
+    """The data can be fitted, but something in them deserves the user's attention."""
+
+
 class RegistryError(ValueError):
     """A table broke the data contract; ``problems`` lists every broken rule.
 

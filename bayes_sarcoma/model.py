@@ -37,6 +37,8 @@ from bayes_sarcoma.survival_data import (
     Columns,
     Prepared,
     check_cluster_level,
+    check_outcome,
+    data_warnings,
     prepare,
     resolve_table,
 )
@@ -103,6 +105,11 @@ class HierarchicalWeibull(PredictionMethods):
         from the data).
     zero_time : float or None
         What a time of exactly 0 becomes (default half a day in months); ``None``: error.
+    t_ref : float, optional
+        The reference time of the intercept's prior (see :mod:`bayes_sarcoma.priors`),
+        in the data's time unit. Default: the median observed time of the fitting data, a
+        data-dependent choice; fix it when the prior must not depend on the data (SBC,
+        comparing fits of different data under one prior).
 
     Examples
     --------
@@ -134,6 +141,7 @@ class HierarchicalWeibull(PredictionMethods):
         parameterization: str = "auto",
         center_sd_guess: float | None = None,
         zero_time: float | None = HALF_DAY_MONTHS,
+        t_ref: float | None = None,
     ):
         if endpoint is not None:
             endpoint = str(endpoint).upper()
@@ -174,6 +182,7 @@ class HierarchicalWeibull(PredictionMethods):
         self.parameterization = parameterization
         self.center_sd_guess = center_sd_guess
         self.zero_time = zero_time
+        self.t_ref = None if t_ref is None else float(t_ref)
         # Learnt at fit time:
         self.design_: Design | None = None
         self.prepared_: Prepared | None = None
@@ -202,6 +211,7 @@ class HierarchicalWeibull(PredictionMethods):
             "parameterization": self.parameterization,
             "center_sd_guess": self.center_sd_guess,
             "zero_time": self.zero_time,
+            "t_ref": self.t_ref,
         }
 
     @classmethod
@@ -262,6 +272,13 @@ class HierarchicalWeibull(PredictionMethods):
             )
             if self.treatment and self.cluster:
                 check_cluster_level(data, self.cluster, self.treatment, cols.id_column)
+            check_outcome(data, cols)
+            data_warnings(data, cols, self.design_)
+        if learn and self.endpoint and set(schema.REQUIRED_COLUMNS) <= set(data.columns):
+            # A full registry: hold it to the whole data contract, not only the columns used.
+            from bayes_sarcoma.validation import validate_registry
+
+            validate_registry(data)
         ref = None if learn else self.fit_reference
         return prepare(
             data,
@@ -272,7 +289,7 @@ class HierarchicalWeibull(PredictionMethods):
             modifier_levels=None if ref is None else ref.modifier_levels,
             parameterization=self.parameterization,
             center_sd_guess=self.center_sd_guess,
-            t_ref=None if ref is None else ref.t_ref,
+            t_ref=self.t_ref if ref is None else ref.t_ref,
         )
 
     @property

@@ -124,6 +124,10 @@ class Prior:
         )
         self.check()
 
+    def __reduce__(self):
+        # MappingProxyType does not pickle; rebuild from plain values (Dask, processes).
+        return (_rebuild_prior, (self.distribution, self.on, dict(self.parameters)))
+
     def check(self, slot: str = "prior") -> None:
         """Raise :class:`PriorError` if the family or a hyperparameter is invalid."""
         if self.distribution not in FAMILIES:
@@ -193,6 +197,10 @@ class Prior:
         params[loc] *= factor
         params[scale] *= abs(factor)
         return Prior(self.distribution, on=self.on, **params)
+
+
+def _rebuild_prior(distribution: str, on: str, parameters: dict) -> Prior:
+    return Prior(distribution, on=on, **parameters)
 
 
 def _number(value: Any) -> float:

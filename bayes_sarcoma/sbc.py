@@ -16,7 +16,7 @@ What this module fixes, and why:
 - **A fixed reference time.** The model's intercept prior is on the log cumulative
   hazard at the reference time ``t_ref``, by default the median observed time: a prior
   that depends on the data, which SBC cannot calibrate. Replicates are fitted with
-  ``t_ref`` fixed at :attr:`SBCDesign.t_ref` (see :class:`FixedReferenceWeibull`).
+  ``t_ref`` fixed at :attr:`SBCDesign.t_ref` (``HierarchicalWeibull(t_ref=...)``).
 - **Independent prior draws.** The true parameters are drawn with ``scipy.stats`` from
   the :class:`~bayes_sarcoma.priors.Prior` specifications
   (:func:`~bayes_sarcoma.power_scaling.scipy_distribution`), not through the PyMC model,
@@ -55,17 +55,15 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
-from bayes_sarcoma import __version__, survival_data, weibull
+from bayes_sarcoma import __version__, weibull
 from bayes_sarcoma.model import HierarchicalWeibull
 from bayes_sarcoma.power_scaling import scipy_distribution
 from bayes_sarcoma.priors import Prior, merge_priors
 from bayes_sarcoma.runner import Task, run_tasks
-from bayes_sarcoma.survival_data import Prepared
 
 __all__ = [
     "PARAMETERS",
     "SBC_PRIORS",
-    "FixedReferenceWeibull",
     "SBCDesign",
     "SBCResult",
     "binned_counts",
@@ -195,9 +193,9 @@ class SBCDesign:
             }
         )
 
-    def model(self) -> FixedReferenceWeibull:
-        """Return the (unfitted) model every replicate is fitted with."""
-        return FixedReferenceWeibull(
+    def model(self) -> HierarchicalWeibull:
+        """Return the (unfitted) model every replicate is fitted with (``t_ref`` fixed)."""
+        return HierarchicalWeibull(
             time="months",
             event="event",
             cluster="center_id",
@@ -215,48 +213,6 @@ class SBCDesign:
         out["priors"] = {k: v.to_dict() for k, v in merge_priors(self.priors).items()}
         out["censor_months"] = list(self.censor_months)
         return out
-
-
-class FixedReferenceWeibull(HierarchicalWeibull):
-    """:class:`~bayes_sarcoma.HierarchicalWeibull` with the intercept prior at a fixed time.
-
-    The model's default reference time is the median observed time, which makes the
-    intercept's prior depend on the data; SBC needs a prior fixed before the data are
-    seen. Everything else is the parent's.
-
-    Parameters
-    ----------
-    *args, **kwargs
-        As for :class:`~bayes_sarcoma.HierarchicalWeibull`.
-    t_ref : float
-        The reference time, in the data's time unit.
-
-    Examples
-    --------
-    >>> design = SBCDesign(n_patients=40, n_centers=4, n_expert_centers=2)
-    >>> data, _ = simulate_outcomes(np.random.default_rng(1), design)
-    >>> design.model().prepare(data, learn=True).t_ref
-    24.0
-    """
-
-    def __init__(self, *args: Any, t_ref: float, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.fixed_t_ref = float(t_ref)
-
-    def prepare(self, data: pd.DataFrame, *, learn: bool = False) -> Prepared:
-        """Check and lay out ``data`` as the parent does, with ``t_ref`` fixed."""
-        prepared = super().prepare(data, learn=learn)
-        if not learn:
-            return prepared  # laid out against the fit's reference, i.e. the fixed t_ref
-        return survival_data.prepare(
-            data,
-            self.columns(data),
-            self.design,
-            zero_time=self.zero_time,
-            parameterization=self.parameterization,
-            center_sd_guess=self.center_sd_guess,
-            t_ref=self.fixed_t_ref,
-        )
 
 
 # -- the generative model ------------------------------------------------------------------

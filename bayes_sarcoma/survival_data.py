@@ -22,7 +22,7 @@ import pandas as pd
 
 from bayes_sarcoma import schema
 from bayes_sarcoma.design import Design, level_codes, missing_value_problems
-from bayes_sarcoma.errors import Problem, RegistryError, problem_where, raise_if
+from bayes_sarcoma.errors import DataWarning, Problem, RegistryError, problem_where, raise_if
 
 #: Centre sd guess when no moment estimate can be made.
 DEFAULT_SD_GUESS = 0.3
@@ -77,11 +77,32 @@ class Prepared:
 
 
 def resolve_table(data: pd.DataFrame, columns: Columns) -> None:
-    """Raise a :class:`RegistryError` if ``data`` lacks a column the model uses."""
+    """Raise a :class:`RegistryError` if ``data`` cannot be read as the model's table.
+
+    The table must be a non-empty DataFrame with unique column names holding every column
+    the model uses; a term cannot be the time, event, entry or cluster column.
+    """
     if not isinstance(data, pd.DataFrame):
         raise TypeError(f"data must be a pandas DataFrame, not {type(data).__name__}")
     if len(data) == 0:
         raise RegistryError(Problem(columns.time, "the table is empty: there is nothing to fit"))
+    names = [str(c) for c in data.columns]
+    dupes = sorted({n for n in names if names.count(n) > 1} & set(columns.used))
+    outcome = {columns.time, columns.event, columns.entry, columns.cluster} - {None}
+    problems = [
+        Problem(c, "column names must be unique; this one appears more than once") for c in dupes
+    ]
+    problems += [
+        Problem(
+            t,
+            "a term cannot be the time, event, entry or cluster column (the outcome "
+            "would explain itself)",
+            hint="remove it from `terms`",
+        )
+        for t in columns.terms
+        if t in outcome
+    ]
+    raise_if(problems)
     missing = [c for c in columns.used if c not in data.columns]
     if missing:
         import difflib
@@ -96,6 +117,17 @@ def resolve_table(data: pd.DataFrame, columns: Columns) -> None:
                 for col in missing
             ]
         )
+    if columns.id_column is None and not data.index.is_unique:
+        raise RegistryError(
+            problem_where(
+                data,
+                "index",
+                data.index.duplicated(keep=False),
+                "with id_column=None the index names the patients, so it must be unique",
+                id_column=None,
+                hint="pass id_column=... or reset the index",
+            )
+        )
 
 
 def _hint(close: list[str]) -> str:
@@ -105,19 +137,14 @@ def _hint(close: list[str]) -> str:
 def check_outcome(data: pd.DataFrame, columns: Columns) -> None:
     """Check time, event, entry, cluster and id columns; raise every problem found."""
     idc = columns.id_column
-    problems: list[Problem | None] = list(
-        missing_value_problems(data, [c for c in columns.used], idc)
-    )
+    not_id = [c for c in columns.used if c != idc]
+    problems: list[Problem | None] = list(missing_value_problems(data, not_id, idc))
+    if idc:  # a missing id cannot name its own row: name it by the index
+        problems += missing_value_problems(data, [idc], None)
     raise_if(problems)
     time = data[columns.time]
     if not pd.api.types.is_numeric_dtype(time) or pd.api.types.is_bool_dtype(time):
-        raise RegistryError(
-            Problem(
-                columns.time,
-                f"survival times must be numbers, not {time.dtype}",
-                hint="convert with pd.to_numeric or derive them from dates",
-            )
-        )
+        raise RegistryError(_not_numbers(data, columns.time, "survival times", idc))
     t = time.to_numpy(dtype=float)
     problems.append(
         problem_where(
@@ -144,6 +171,14 @@ def check_outcome(data: pd.DataFrame, columns: Columns) -> None:
                     hint="map your codes to 0 (censored) / 1 (event)",
                 )
             )
+    if not any(problems) and not (ev.to_numpy(dtype=float) > 0).any():
+        problems.append(
+            Problem(
+                columns.event,
+                "the table has no events (every patient is censored): "
+                "there is no hazard to estimate",
+            )
+        )
     if columns.entry:
         a = data[columns.entry]
         if not pd.api.types.is_numeric_dtype(a):
@@ -186,6 +221,35 @@ def check_outcome(data: pd.DataFrame, columns: Columns) -> None:
     raise_if(problems)
 
 
+def _not_numbers(data: pd.DataFrame, column: str, what: str, idc: str | None) -> Problem:
+    """Return the problem of a column that should hold numbers, naming text that is not one."""
+    values = data[column]
+    dtype = values.dtype
+    if pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype):
+        parsed = pd.to_numeric(values, errors="coerce")
+        bad = parsed.isna().to_numpy()
+        if bad.any():
+            found = ", ".join(repr(v) for v in pd.unique(values[bad].to_numpy(dtype=object))[:5])
+            return problem_where(
+                data,
+                column,
+                bad,
+                f"{what} must be numbers, not {dtype}; found text that is not a number: {found}",
+                id_column=idc,
+                hint="fix those values, then convert with pd.to_numeric",
+            )
+        return Problem(
+            column,
+            f"{what} must be numbers, not {dtype} (numbers stored as text)",
+            hint=f"convert with df[{column!r}] = pd.to_numeric(df[{column!r}])",
+        )
+    return Problem(
+        column,
+        f"{what} must be numbers, not {dtype}",
+        hint="convert with pd.to_numeric or derive them from dates",
+    )
+
+
 def _mixed_types(data: pd.DataFrame, column: str, idc: str | None) -> Problem | None:
     values = data[column]
     if values.dtype != object:
@@ -205,9 +269,63 @@ def _mixed_types(data: pd.DataFrame, column: str, idc: str | None) -> Problem | 
     )
 
 
+def data_warnings(data: pd.DataFrame, columns: Columns, design: Design) -> None:
+    """Warn (:class:`~bayes_sarcoma.errors.DataWarning`) about fittable but suspect data.
+
+    A single cluster (its sd is then learnt from the prior alone); a level of a binary or
+    categorical term without any event (its hazard ratio is informed by the prior only);
+    a continuous value more than 100 robust standard deviations from the median.
+    """
+    idc = columns.id_column
+    if columns.cluster and data[columns.cluster].nunique() == 1:
+        warnings.warn(
+            f"column '{columns.cluster}': there is only one cluster "
+            f"({data[columns.cluster].iloc[0]!r}), so the centre sd is learnt from its prior "
+            "alone; pass cluster=None to fit without centre effects",
+            DataWarning,
+            stacklevel=4,
+        )
+    event = data[columns.event].to_numpy(dtype=float) > 0
+    raw = design.raw_matrix(data)
+    for j, label in enumerate(design.labels):
+        term = next(t for t in design.terms if label in t.labels)
+        if term.kind == "continuous":
+            x = raw[:, j]
+            median = np.median(x)
+            spread = 1.4826 * np.median(np.abs(x - median)) or np.std(x)
+            far = np.abs(x - median) > 100 * spread
+            if far.any():
+                ids = data[idc].to_numpy()[far] if idc else data.index.to_numpy()[far]
+                warnings.warn(
+                    f"column '{term.name}': {int(far.sum())} values lie more than 100 robust "
+                    f"SDs from the median ({median:.4g}), e.g. {x[far][0]:.4g}; rows "
+                    f"{', '.join(map(str, ids[:5]))}. Check the unit or a typo.",
+                    DataWarning,
+                    stacklevel=4,
+                )
+            continue
+        levels = [(f"{label} = 1" if term.kind == "binary" else label, raw[:, j] > 0)]
+        if term.kind == "binary" or label == term.labels[0]:
+            reference = ~raw[:, [design.labels.index(lb) for lb in term.labels]].any(axis=1)
+            name = (
+                f"{term.name}[{term.reference}]"
+                if term.kind == "categorical"
+                else (f"{term.name} = 0")
+            )
+            levels.append((name, reference))
+        for name, rows in levels:
+            if rows.any() and not event[rows].any():
+                warnings.warn(
+                    f"column '{term.name}': no events among the {int(rows.sum())} patients with "
+                    f"{name}; its hazard ratio is informed by the prior alone",
+                    DataWarning,
+                    stacklevel=4,
+                )
+
+
 def check_cluster_level(data: pd.DataFrame, cluster: str, column: str, idc: str | None) -> None:
     """Raise if ``column`` (e.g. ``expert_center``) varies within a cluster."""
-    varies = data.groupby(cluster, sort=False)[column].transform("nunique") > 1
+    varies = data.groupby(cluster, sort=False, observed=True)[column].transform("nunique") > 1
     if varies.any():
         centres = pd.unique(data.loc[varies, cluster])
         shown = ", ".join(map(str, centres[:5]))

@@ -57,6 +57,8 @@ EARLIEST_SURGERY = pd.Timestamp("1950-01-01")
 DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y", "%Y/%m/%d", "%d-%m-%Y")
 #: Slack (months) when checking RFS <= LRFS <= OS on derived times.
 TIME_TOLERANCE = 1e-9
+#: How far a stored endpoint time may differ from its dates (half a day, in months).
+DERIVED_TOLERANCE_MONTHS = 0.5 / schema.DAYS_PER_MONTH
 
 
 class Rule(NamedTuple):
@@ -162,6 +164,13 @@ def _date_type(df: pd.DataFrame, column: str) -> Problem | None:
     if not _is_text(s).any():
         fmt_arg = ""
     hint = f"convert with df['{column}'] = pd.to_datetime(df['{column}']{fmt_arg})"
+    if ptypes.is_numeric_dtype(s.dtype) and not ptypes.is_bool_dtype(s.dtype) and present.any():
+        # Plain numbers are ambiguous: pd.to_datetime reads them as nanoseconds since 1970.
+        hint = (
+            f"numbers are not dates: if they are spreadsheet serial days, convert with "
+            f"df['{column}'] = pd.to_datetime(df['{column}'], unit='D', origin='1899-12-30'); "
+            "if they are Unix timestamps, pass the matching unit= (e.g. unit='s')"
+        )
     rule = f"{column} must have a datetime64 dtype, not {s.dtype}"
     return problem_where(df, column, rows, rule, hint=hint)
 
@@ -502,7 +511,47 @@ def validate_registry(df: pd.DataFrame) -> pd.DataFrame:
     (2, 14)
     """  # noqa: E501
     run_rules(df)
+    raise_if(_derived_match_dates(df))
     return df.copy(deep=True)
+
+
+def _derived_match_dates(df: pd.DataFrame) -> list[Problem]:
+    """Check that derived endpoint columns, when present, are what the dates give.
+
+    Run only once every other rule holds (so the dates can be trusted). Times may differ
+    by up to :data:`DERIVED_TOLERANCE_MONTHS` (half a day) for rounding.
+    """
+    from bayes_sarcoma.endpoints import endpoint_arrays  # endpoints imports this module
+
+    if not set(schema.DERIVED_COLUMNS) & set(df.columns):
+        return []
+    expected = endpoint_arrays(df)
+    found = []
+    for time, event in schema.ENDPOINTS.values():
+        if time not in df.columns:
+            continue
+        off = np.abs(_numbers(df, time) - expected[time]) > DERIVED_TOLERANCE_MONTHS
+        found.append(
+            problem_where(
+                df,
+                time,
+                off,
+                f"{time} must equal the months from surgery_date to the end of follow-up given by "
+                f"the dates (days / {schema.DAYS_PER_MONTH})",
+                hint="recompute the endpoints with bayes_sarcoma.derive_endpoints(df)",
+            )
+        )
+        wrong = _numbers(df, event) != expected[event]
+        found.append(
+            problem_where(
+                df,
+                event,
+                wrong,
+                f"{event} must agree with the dates (1 when the endpoint's event is dated)",
+                hint="recompute the endpoints with bayes_sarcoma.derive_endpoints(df)",
+            )
+        )
+    return _as_list(found)
 
 
 # --------------------------------------------------------------- helpers for any table

@@ -326,7 +326,13 @@ def test_expert_flag_varying_within_a_centre_is_an_error(registry_small):
 
 def test_zero_times_are_kept_with_a_warning_naming_them(registry_small):
     df = registry_small.copy()
-    df.loc[[0, 5], "os_months"] = 0.0
+    rows = [0, 5]  # die on the day of surgery, no relapse
+    for col in ("local_relapse_date", "distant_relapse_date"):
+        df.loc[rows, col] = pd.NaT
+    df.loc[rows, "death_date"] = df.loc[rows, "surgery_date"]
+    df.loc[rows, "last_followup_date"] = df.loc[rows, "surgery_date"]
+    df = bs.derive_endpoints(df)
+    assert (df.loc[rows, "os_months"] == 0).all()
     model = bs.HierarchicalWeibull("OS")
     with pytest.warns(bs.ZeroTimeWarning, match=r"2 patients.*P000001, P000006"):
         prepared = model.prepare(df, learn=True)
@@ -374,3 +380,9 @@ def test_from_datatree_restores_the_fitted_model(os_model_and_fit, registry_smal
     np.testing.assert_array_equal(ours.center_index, theirs.center_index)
     with pytest.raises(RuntimeError, match="not been fitted"):
         _ = bs.HierarchicalWeibull("OS").fit_reference
+
+
+def test_a_fixed_reference_time_is_used_and_kept(registry_small):
+    model = bs.HierarchicalWeibull("OS", t_ref=24.0)
+    assert model.prepare(registry_small, learn=True).t_ref == 24.0
+    assert bs.HierarchicalWeibull.from_dict(model.to_dict()).t_ref == 24.0

@@ -78,3 +78,10 @@ def test_families_decide_the_structure_values_do_not():
     assert one.structure == two.structure
     assert one.structure != three.structure
     assert [fam for fam, _ in three.beta_groups] == ["Normal", "StudentT"]
+
+
+def test_priors_pickle_for_dask_processes():
+    import pickle
+
+    p = bs.Prior("Gamma", alpha=0.001, beta=0.001, on="precision")
+    assert pickle.loads(pickle.dumps(p)) == p
