@@ -41,6 +41,7 @@ scaled by its curvature, as lme4 does (``nAGQ``): 15 nodes are accurate to ~1e-6
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import warnings
@@ -550,11 +551,26 @@ def compare_models(
             results[name] = loo(dt, integrated=integrated)
         else:
             results[name] = leave_center_out(dt, centers=centers)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")
-        table = azs.compare(results, round_to="none")
+    table = _arviz_compare(results)
     pareto = pareto_k_table(results)
     return ModelComparison(table, pareto, results, method, _messages(table, pareto, method))
+
+
+def _arviz_compare(results: Mapping[str, ELPDDataLOO]) -> pd.DataFrame:
+    """Return :func:`arviz_stats.compare`'s table, with stacking weights that cannot underflow.
+
+    arviz-stats 1.3 stacks with ``exp(elpd_i)``, which underflows to 0 for every model when
+    a pointwise ELPD is below about -745 (a large centre left out), and ``log(0)`` then
+    breaks the weights (R's loo fixed the same in stan-dev/loo#273). The table and the
+    weights are unchanged by subtracting the same number from every model's ``elpd_i`` of
+    a unit (``elpd``, ``se`` and ``p`` are read from the scalars; differences are paired),
+    so the weights are computed on values shifted by their maximum over models.
+    """
+    top = np.max([r.elpd_i.to_numpy() for r in results.values()], axis=0)
+    shifted = {name: dataclasses.replace(r, elpd_i=r.elpd_i - top) for name, r in results.items()}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")
+        return azs.compare(shifted, round_to="none")
 
 
 def _messages(table: pd.DataFrame, pareto: pd.DataFrame, method: str) -> list[str]:

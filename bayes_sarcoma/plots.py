@@ -126,9 +126,9 @@ def plot_trace_rank(
         raise ValueError(f"kind={kind!r}: choose 'rank' or 'trace'")
     fig = _figure(pc)
     fig.suptitle(
-        "Per-chain posterior densities and "
+        "Per-chain posterior densities (one line style per chain) and "
         + (
-            "rank ECDF differences (inside the envelope: chains agree)"
+            "rank ECDF differences: chains agree when these stay flat and together"
             if kind == "rank"
             else "traces"
         ),
@@ -350,9 +350,13 @@ def plot_model_comparison(comparison, *, path: str | Path | None = None):
     """
     import arviz_plots as azp
 
-    pc = azp.plot_compare(comparison.table, rotated=True, backend="matplotlib")
+    pc = azp.plot_compare(comparison.table, rotated=False, backend="matplotlib")
     fig = _figure(pc)
     what = "patients, PSIS-LOO" if comparison.method == "loo" else "centres, leave-centre-out"
+    fig.set_size_inches(8, 1.2 + 0.5 * len(comparison.table))
     for ax in fig.axes:
-        ax.set_xlabel(f"ELPD difference from the best model (log density, summed over {what})")
+        ax.set_xlabel(
+            "ELPD difference from the best model, with its standard error\n"
+            f"(log predictive density summed over {what}; higher is better)"
+        )
     return save_figure(fig, path)

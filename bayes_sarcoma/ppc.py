@@ -166,7 +166,7 @@ def fitted_inputs(dt: xr.DataTree, *, num_draws: int | None = None) -> FittedInp
     treatment = modifier_index = None
     modifier = model_spec(dt).get("effect_modifier")
     if modifier and "interaction_effect" in params:
-        treatment = const["treatment"].to_numpy(dtype=float)
+        treatment = const["treatment"].to_numpy().astype(float)
         modifier_index = pd.Index(post[modifier].to_numpy()).get_indexer(const[modifier].to_numpy())
     return FittedInputs(
         params=params,

@@ -3,6 +3,8 @@
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
+from arviz_stats.utils import ELPDDataLOO
 from conftest import FAST
 from scipy import integrate, optimize, special, stats
 
@@ -206,3 +208,33 @@ def test_compare_models_rejects_fits_of_different_patients(shape_two_fits, os_mo
         compare.compare_models({"a": fits["weibull"][1], "b": os_model_and_fit[1]})
     with pytest.raises(ValueError, match="at least two"):
         compare.compare_models({"a": fits["weibull"][1]})
+
+
+def test_stacking_weights_survive_very_negative_pointwise_elpds():
+    """Whole large centres left out have pointwise ELPDs far below -745 (exp underflows)."""
+    rng = np.random.default_rng(0)
+    base = rng.normal(-900.0, 300.0, 200)
+
+    def result(values):
+        return ELPDDataLOO(
+            elpd=float(values.sum()),
+            se=float(np.sqrt(values.size * values.var())),
+            p=3.0,
+            n_samples=1000,
+            n_data_points=values.size,
+            scale="log",
+            warning=False,
+            good_k=0.7,
+            elpd_i=xr.DataArray(values, dims="center"),
+            pareto_k=xr.DataArray(np.zeros(values.size), dims="center"),
+        )
+
+    better, worse = result(base + rng.normal(0, 0.1, 200)), result(base - 0.5)
+    table = compare._arviz_compare({"worse": worse, "better": better})  # no RuntimeWarning
+    assert list(table.index) == ["better", "worse"]
+    assert table["weight"].sum() == pytest.approx(1.0)
+    assert table.loc["better", "weight"] > 0.9
+    diff = better.elpd_i - worse.elpd_i
+    assert table.loc["worse", "elpd_diff"] == pytest.approx(-float(diff.sum()))
+    assert table.loc["worse", "dse"] == pytest.approx(float(np.sqrt(200 * diff.var())))
+    assert table.loc["better", "elpd"] == pytest.approx(better.elpd)

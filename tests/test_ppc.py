@@ -7,6 +7,7 @@ matplotlib.use("Agg")
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 from conftest import FAST
 from scipy import stats
 
@@ -152,3 +153,24 @@ def test_posterior_predictive_group_works_with_arviz_plots(os_model_and_fit, tmp
     fig = plots.plot_ppc_censored(tree, path=tmp_path / "ppc.png")
     assert (tmp_path / "ppc.png").exists()
     assert fig.axes[0].get_xlim()[1] == pytest.approx(float(dt.observed_data["time"].max()))
+
+
+# -- the fitted patients' linear predictor ---------------------------------------------------
+def test_fitted_inputs_reproduce_the_stored_log_likelihood(os_model_and_fit, registry_small):
+    """eta read back from the DataTree gives the sampler's pointwise log-likelihood."""
+    margin_dt = bs.HierarchicalWeibull("OS", effect_modifier="margin").fit(
+        registry_small, random_seed=4, **FAST
+    )
+    for dt in (os_model_and_fit[1], margin_dt):
+        fi = ppc.fitted_inputs(dt, num_draws=50)
+        obs = dt.observed_data
+        ll = weibull.log_likelihood(
+            obs["time"].to_numpy(), obs["event"].to_numpy(), fi.eta(), fi.shape[:, None]
+        )
+        sample = {"chain": ("sample", fi.chain), "draw": ("sample", fi.draw)}
+        stored = dt.log_likelihood["time"].sel(
+            {k: xr.DataArray(v, dims=d) for k, (d, v) in sample.items()}
+        )
+        np.testing.assert_allclose(ll, stored.to_numpy(), rtol=1e-10, atol=1e-10)
+    check = ppc.km_check(margin_dt, num_draws=100, random_seed=1)
+    assert "margin=R2" in check.coverage().index
