@@ -85,5 +85,12 @@ def _drop_missing_pages(app, docname, source):
             logging.getLogger(__name__).info(f"docs: {page}.md is not written yet")
 
 
+def _reread_index(app, env, added, changed, removed):
+    # Which optional pages exist can change between builds while index.md does not:
+    # re-read it every time so that an incremental build never keeps a stale toctree.
+    return [root_doc]
+
+
 def setup(app):
     app.connect("source-read", _drop_missing_pages)
+    app.connect("env-get-outdated", _reread_index)
