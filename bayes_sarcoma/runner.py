@@ -304,9 +304,29 @@ def _client(scheduler, cluster_kwargs) -> Iterator[Any]:
     )
 
 
+def resolve_lazy_modules() -> None:
+    """Finish importing lazily loaded modules (``importlib.util.LazyLoader``) now.
+
+    On Python < 3.12.3 (gh-114763) two threads touching a lazy module for the first time
+    can see it half-loaded (``module 'jax' has no attribute 'Array'``): arviz-base loads
+    jax lazily, and scipy touches it on every ``logsumexp``. Called before tasks run in
+    threads, so that the first touch happens here, in one thread.
+    """
+    import importlib.util
+
+    lazy = getattr(importlib.util, "_LazyModule", None)
+    if lazy is None:
+        return
+    for module in list(sys.modules.values()):
+        if isinstance(module, lazy):
+            with contextlib.suppress(Exception):  # one that cannot import stays lazy
+                _ = module.__dict__  # any attribute access finishes the import
+
+
 def _run_on(client, func, tasks, shared, report) -> list[TaskResult]:
     from distributed import as_completed
 
+    resolve_lazy_modules()
     scattered = client.scatter(shared, broadcast=True) if shared else {}
     token = uuid.uuid4().hex[:8]
     index = {t.key: i for i, t in enumerate(tasks)}

@@ -31,13 +31,15 @@ cell's key, so a cell gives the same numbers however the grid is run.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -48,12 +50,19 @@ from bayes_sarcoma.power_scaling import THRESHOLD, TopLevelPriors, power_scaling
 from bayes_sarcoma.runner import Task, run_tasks
 from bayes_sarcoma.specs import ModelSpec, PriorSet, load_model_spec, load_prior_set
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from bayes_sarcoma.model import HierarchicalWeibull
+
 DEFAULT_MODEL = "netsarc_weibull"
 SAMPLE_DIMS = ("chain", "draw")
 GRID_DIMS = ("model", "endpoint", "prior_set")
 ARMS = ("expert", "other")
 #: Quantiles of the prior predictive bands.
 BANDS = (0.05, 0.25, 0.5, 0.75, 0.95)
+#: Held by a cell whose fit compiles a model (see :func:`fit_cell`).
+_COMPILE_LOCK = threading.Lock()
 
 
 def quantity_names(horizon: float = 60.0) -> dict[str, str]:
@@ -102,7 +111,7 @@ class Cell:
         """``"<endpoint>/<model>/<prior set>"``."""
         return f"{self.endpoint}/{self.spec.name}/{self.priors.name}"
 
-    def model(self):
+    def model(self) -> HierarchicalWeibull:
         """Return the (unfitted) model of this cell."""
         return self.spec.build(self.endpoint, priors=self.priors)
 
@@ -130,7 +139,9 @@ class CellOutput:
 
 
 # -- one cell ----------------------------------------------------------------------------
-def cell_quantities(model, dt: xr.DataTree, data: pd.DataFrame, *, horizon: float = 60.0):
+def cell_quantities(
+    model: HierarchicalWeibull, dt: xr.DataTree, data: pd.DataFrame, *, horizon: float = 60.0
+) -> xr.Dataset:
     """Return the grid's quantities (see the module docstring) per draw of a fit.
 
     Parameters
@@ -170,7 +181,7 @@ def cell_quantities(model, dt: xr.DataTree, data: pd.DataFrame, *, horizon: floa
     return xr.Dataset({k: v.reset_coords(drop=True) for k, v in out.items()})
 
 
-def sample_prior(model, draws: int, *, seed: int) -> xr.DataTree:
+def sample_prior(model: HierarchicalWeibull, draws: int, *, seed: int) -> xr.DataTree:
     """Draw a fitted model's parameters from their priors (scipy; thread-safe).
 
     Same layout as :meth:`HierarchicalWeibull.sample_prior` (a ``prior`` group with the
@@ -221,7 +232,7 @@ def sample_prior(model, draws: int, *, seed: int) -> xr.DataTree:
 
 
 def prior_predictive(
-    model,
+    model: HierarchicalWeibull,
     data: pd.DataFrame,
     times: Sequence[float],
     *,
@@ -300,7 +311,13 @@ def fit_cell(cell: Cell, *, data: pd.DataFrame, settings: CellSettings) -> CellO
     import arviz_stats as azs
 
     model = cell.model()
-    dt = model.fit(data, random_seed=cell.seed, progressbar=False, **settings.fit)
+    entry, _ = model.compiled(data)
+    # PyTensor/numba compilation is not thread-safe: two structures compiled at once in
+    # two threads can give a broken logp ("All initialization points failed"). A cell
+    # that will compile holds the process-wide lock for its fit; the others run freely.
+    will_compile = entry.nutpie is None and settings.fit.get("sampler", "nutpie") == "nutpie"
+    with _COMPILE_LOCK if will_compile else contextlib.nullcontext():
+        dt = model.fit(data, random_seed=cell.seed, progressbar=False, **settings.fit)
     quantities = cell_quantities(model, dt, data, horizon=settings.horizon)
     ps = power_scaling(dt, quantities=quantities).table if settings.power_scaling else None
     band = None
@@ -389,7 +406,7 @@ def prior_sensitivity(
     chains: int = 4,
     seed: int = 0,
     horizon: float = 60.0,
-    ci_prob: float = 0.94,
+    ci_prob: float = 0.95,
     power_scaling: bool = True,
     prior_predictive: bool = True,
     prior_times: Sequence[float] = tuple(np.linspace(0, 120, 25)),
@@ -637,7 +654,7 @@ class SensitivityResult:
     @property
     def ci_prob(self) -> float:
         """Probability of the table's intervals."""
-        return float(self.tree.attrs.get("ci_prob", 0.94))
+        return float(self.tree.attrs.get("ci_prob", 0.95))
 
     @property
     def table(self) -> pd.DataFrame:
@@ -748,23 +765,31 @@ class SensitivityResult:
             flagged = ps[ps.prior_sensitive]
             if flagged.empty:
                 lines.append("Power-scaling: no quantity is prior-sensitive in any cell.")
-            for (endpoint, quantity), sub in flagged.groupby(["endpoint", "quantity"]):
+            for prior_set, sub in flagged.groupby("prior_set", sort=False):
+                quantities = ", ".join(dict.fromkeys(sub.quantity))
+                endpoints = ", ".join(dict.fromkeys(sub.endpoint))
                 lines.append(
-                    f"Power-scaling: {quantity} ({endpoint}) is prior-sensitive under "
-                    f"{', '.join(sub.prior_set)} ({'; '.join(sorted(set(sub.diagnosis)))})."
+                    f"Power-scaling: under {prior_set}, {quantities} prior-sensitive for "
+                    f"{endpoints} ({'; '.join(sorted(set(sub.diagnosis)))})."
                 )
+            quiet = [p for p in dict.fromkeys(ps.prior_set) if p not in set(flagged.prior_set)]
+            if quiet and not flagged.empty:
+                lines.append(f"Power-scaling: nothing prior-sensitive under {', '.join(quiet)}.")
         failed = self.failures
         for _, row in failed.iterrows():
             lines.append(f"Cell {row['key']} failed: {row['error']}")
         return "\n".join(lines)
 
     # -- plots -------------------------------------------------------------------------
-    def plot(self, *, quantities: Sequence[str] | None = None, path: str | Path | None = None):
+    def plot(
+        self, *, quantities: Sequence[str] | None = None, path: str | Path | None = None
+    ) -> Figure:
         """Plot each quantity across prior sets: posterior mean and interval, per endpoint.
 
         Rows are quantities, columns endpoints, the y axis lists the prior sets (one
-        marker per model spec). Hand-written with matplotlib: the summaries are already
-        in :attr:`table`, and each row needs its own unit and reference line, which
+        marker per model spec); a faint line marks the first prior set's mean.
+        Hand-written with matplotlib: the summaries are already in :attr:`table`, and
+        each row needs its own unit and reference line, which
         ``arviz_plots.plot_forest`` does not lay out this way.
 
         Returns
@@ -815,6 +840,8 @@ class SensitivityResult:
                         capsize=2,
                         label=model,
                     )
+                    if len(sub):  # the first prior set's mean, to read shifts against
+                        ax.axvline(sub["mean"].iloc[0], color=f"C{m}", lw=0.8, alpha=0.35)
                 if quantity != "center_sd":
                     ax.axvline(0.0, color="grey", linewidth=0.8, linestyle=":")
                 ax.set_yticks(range(len(prior_sets)), prior_sets)
@@ -832,7 +859,9 @@ class SensitivityResult:
             fig.savefig(path, dpi=150)
         return fig
 
-    def plot_prior_predictive(self, *, model: str | None = None, path: str | Path | None = None):
+    def plot_prior_predictive(
+        self, *, model: str | None = None, path: str | Path | None = None
+    ) -> Figure:
         """Plot the prior predictive standardized survival per endpoint and prior set.
 
         Median and 50% / 90% bands of the standardized survival under prior draws (every
