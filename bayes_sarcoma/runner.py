@@ -253,13 +253,17 @@ def run_tasks(
 
     Examples
     --------
+    >>> import math
     >>> from bayes_sarcoma.runner import Task, run_tasks
-    >>> out = run_tasks(divmod, [Task("a", 7), Task("b", 8)], shared={"b": 3},
-    ...                 scheduler="serial", progress=False)   # divmod(7, b=3) fails
-    >>> [r.ok for r in out]
-    [False, False]
-    >>> run_tasks(abs, [Task("a", -2)], scheduler="serial", progress=False)[0].value
-    2
+    >>> out = run_tasks(math.sqrt, [Task("a", 4.0), Task("b", -1.0)], scheduler="serial",
+    ...                 progress=False)
+    >>> [r.value for r in out]
+    [2.0, None]
+    >>> out[1].error
+    'ValueError: math domain error'
+    >>> run_tasks(round, [Task("pi", math.pi)], shared={"ndigits": 2}, scheduler="serial",
+    ...           progress=False)[0].value
+    3.14
     """
     tasks = list(tasks)
     keys = [t.key for t in tasks]
