@@ -25,6 +25,15 @@ events, the Fisher information of a log-hazard offset) against a prior guess ``s
 ``sigma_u``. Large, informative centres are (nearly) centred and the many tiny ones
 non-centred, which keeps both the funnel and the ridge away at every registry size. The
 weights are data, so they never force a recompilation.
+
+Terms constant within every centre (the expert-centre flag) describe centres, not
+patients. They are moved from the patient-level design into the centre effects' mean,
+``m_c = x_c . beta_c`` (hierarchical centring, Gelfand, Sahu & Carlin 1995):
+``v_c ~ Normal(w_c m_c, sigma_u ** w_c)`` and the centre's contribution to the linear
+predictor is ``m_c + sigma_u ** (1 - w_c) * (v_c - w_c m_c)``, whose mean is ``m_c`` and
+sd ``sigma_u`` for every ``w_c``. For a large (centred) centre the data pin ``v_c`` down and
+``beta_c`` is learnt from the ``v_c`` as in a regression, instead of trading off against
+them along a ridge. The posterior ``center_effect`` is always ``u_c`` itself (results.py).
 """
 
 from __future__ import annotations
@@ -67,6 +76,12 @@ class Structure:
     has_entry: bool
     n_modifier_levels: int  # 0: no treatment-by-modifier interaction
     priors: tuple
+    center_terms: tuple[int, ...] = ()  # design columns constant within every centre
+
+    @property
+    def patient_terms(self) -> tuple[int, ...]:
+        """Design columns that vary within centres (all of them without centre effects)."""
+        return tuple(j for j in range(self.n_terms) if j not in self.center_terms)
 
 
 def sd_variable(slot: str, prior: Prior, hyper: Mapping[str, pt.TensorVariable]):
@@ -119,6 +134,8 @@ def param_layout(structure: Structure, plan: PriorPlan) -> dict[str, slice]:
     sizes |= {"n_events": 1, "sum_event_log_t": 1}
     if structure.n_centers:
         sizes["center_weight"] = structure.n_centers
+        if structure.center_terms:
+            sizes["X_center"] = structure.n_centers * len(structure.center_terms)
     layout, start = {}, 0
     for name, size in sizes.items():
         layout[name] = slice(start, start + size)
@@ -141,7 +158,8 @@ def pack_data(
     values = {**plan.values, **arrays}
     layout = param_layout(structure, plan)
     params = [np.ravel(values[name]).astype(float) for name in layout]
-    rows = [np.asarray(arrays["X"], dtype=float).T] if structure.n_terms else []
+    x = np.asarray(arrays["X"], dtype=float)[:, list(structure.patient_terms)]
+    rows = [x.T] if x.shape[1] else []
     rows += [np.asarray(arrays[name], dtype=float)[None, :] for name in patient_rows(structure)]
     rows += [np.asarray(arrays[name], dtype=float)[None, :] for name in index_rows(structure)]
     return {"data": np.concatenate([*params, np.vstack(rows).ravel()])}
@@ -169,18 +187,21 @@ def build_model(
     layout = param_layout(structure, plan)
     n_params = max(sl.stop for sl in layout.values())
     float_rows, int_rows = patient_rows(structure), index_rows(structure)
-    n_rows = structure.n_terms + len(float_rows) + len(int_rows)
+    patient_terms, center_terms = list(structure.patient_terms), list(structure.center_terms)
+    n_rows = len(patient_terms) + len(float_rows) + len(int_rows)
     with pm.Model(check_bounds=False) as model:
         flat = pm.Data("data", np.asarray(data["data"]))
         params = flat[:n_params]
         block = flat[n_params:].reshape((n_rows, -1))
         # Scalars as scalars; coefficient hyperparameters and centre weights stay vectors.
-        vectors = {k for k in layout if k.startswith("prior_beta_") or k == "center_weight"}
+        vectors = {
+            k for k in layout if k.startswith("prior_beta_") or k in ("center_weight", "X_center")
+        }
         get = {
             name: params[sl] if name in vectors else params[sl.start] for name, sl in layout.items()
         }
-        x_t = block[: structure.n_terms]  # the design, terms x patients
-        k = structure.n_terms
+        x_t = block[: len(patient_terms)]  # patient-level design, terms x patients
+        k = len(patient_terms)
         d = {name: block[k + i] for i, name in enumerate(float_rows)}
         k += len(float_rows)
         d |= {name: pt.cast(block[k + i], "int64") for i, name in enumerate(int_rows)}
@@ -204,20 +225,27 @@ def build_model(
                 )
             order = np.argsort(np.concatenate([idx for _, idx in plan.beta_groups]))
             beta = pt.concatenate(parts)[order] if len(parts) > 1 else parts[0]
-            eta = eta + pt.dot(beta, x_t)
+            if patient_terms:
+                eta = eta + pt.dot(beta[patient_terms], x_t)
         if structure.n_centers:
             sd = sd_variable(CENTER_SD, priors["center_sd"], slot_hyper("center_sd"))
             w = get["center_weight"]
-            # sd**w as exp(w log sd): a vectorised exp is far cheaper than a pow.
+            # Centre-level terms (the expert flag) give the centre effects' mean m_c
+            # (hierarchical centring); sd**w as exp(w log sd), far cheaper than a pow.
+            mean = 0.0
+            if center_terms:
+                x_c = get["X_center"].reshape((structure.n_centers, len(center_terms)))
+                mean = pt.dot(x_c, beta[center_terms])
             prior_scale = pt.exp(w * pt.log(sd))
             raw = pm.Normal(
                 CENTER_RAW,
-                0.0,
+                w * mean,
                 prior_scale,
                 shape=structure.n_centers,
                 initval=np.zeros(structure.n_centers),
             )
-            eta = eta + (sd / prior_scale * raw)[d["center_idx"]]
+            center_total = mean + sd / prior_scale * (raw - w * mean)
+            eta = eta + center_total[d["center_idx"]]
         if structure.n_modifier_levels:
             tau = sd_variable(
                 INTERACTION_SD, priors["interaction_sd"], slot_hyper("interaction_sd")

@@ -343,6 +343,7 @@ class HierarchicalWeibull(PredictionMethods):
             has_entry=self.entry is not None,
             n_modifier_levels=len(prepared.modifier_levels),
             priors=plan.structure,
+            center_terms=prepared.center_terms if self.cluster else (),
         )
 
     def compiled(self, data: pd.DataFrame) -> tuple[CompiledModel, dict[str, np.ndarray]]:
@@ -457,7 +458,7 @@ class HierarchicalWeibull(PredictionMethods):
             log_likelihood=log_likelihood,
             attrs=attrs,
         )
-        self._warn_sampler(out.sample_stats)
+        self._warn_sampler(dt)
         return dt
 
     def sample_prior(
@@ -511,13 +512,15 @@ class HierarchicalWeibull(PredictionMethods):
         return tree
 
     @staticmethod
-    def _warn_sampler(stats: xr.Dataset) -> None:
-        n_div = int(stats["diverging"].sum()) if "diverging" in stats else 0
-        if n_div:
+    def _warn_sampler(dt: xr.DataTree) -> None:
+        from bayes_sarcoma.diagnostics import diagnose
+
+        diagnosis = diagnose(dt)
+        if not diagnosis.ok:
             warnings.warn(
-                f"{n_div} divergent transitions: the posterior may be biased. Raise "
-                "target_accept (e.g. fit(..., target_accept=0.95)), or check the priors "
-                "(bayes_sarcoma.diagnose(dt) says more).",
+                "the sampler's run is not reliable yet:\n- "
+                + "\n- ".join(diagnosis.messages)
+                + "\n(bayes_sarcoma.diagnostics.diagnose(dt) shows the whole table)",
                 SamplerWarning,
                 stacklevel=3,
             )

@@ -69,6 +69,7 @@ class Prepared:
     center_ids: np.ndarray  # one per cluster, in index order (empty without clusters)
     center_index: np.ndarray  # per patient (zeros without clusters)
     center_weight: np.ndarray
+    center_terms: tuple[int, ...]  # design columns constant within every centre
     modifier_levels: tuple
     modifier_index: np.ndarray | None
     treatment: np.ndarray | None
@@ -451,6 +452,10 @@ def prepare(
         weight = center_weights(events, parameterization, center_sd_guess or DEFAULT_SD_GUESS)
         arrays["center_idx"] = center_index
         arrays["center_weight"] = weight
+        center_terms, center_x = center_level_terms(arrays["X"], center_index, len(center_ids))
+        arrays["X_center"] = center_x[:, list(center_terms)]
+    else:
+        center_terms = ()
     levels: tuple = ()
     modifier_index = treatment = None
     if columns.effect_modifier:
@@ -487,12 +492,42 @@ def prepare(
         center_ids=center_ids,
         center_index=center_index,
         center_weight=weight,
+        center_terms=center_terms,
         modifier_levels=levels,
         modifier_index=modifier_index,
         treatment=treatment,
         t_ref=t_ref,
         n_zero_times=int(zero.sum()),
     )
+
+
+def center_level_terms(
+    x: np.ndarray, center_index: np.ndarray, n_centers: int
+) -> tuple[tuple[int, ...], np.ndarray]:
+    """Return the design columns constant within every centre, and each centre's row.
+
+    Such columns (the expert-centre flag) describe centres, not patients: the model
+    moves them into the centre effects' mean (hierarchical centring, Gelfand, Sahu &
+    Carlin 1995), where their effect is learnt from the centres' effects.
+
+    Returns
+    -------
+    terms : tuple of int
+        Indices of the centre-level columns.
+    center_x : numpy.ndarray
+        (n_centers, n_columns) each centre's values (zeros for a centre without patients).
+    """
+    center_x = np.zeros((n_centers, x.shape[1]))
+    if x.shape[1] == 0 or len(x) == 0:
+        return (), center_x
+    order = np.argsort(center_index, kind="stable")
+    xs, ci = x[order], center_index[order]
+    starts = np.flatnonzero(np.r_[True, ci[1:] != ci[:-1]])
+    constant = np.all(
+        np.maximum.reduceat(xs, starts, axis=0) == np.minimum.reduceat(xs, starts, axis=0), axis=0
+    )
+    center_x[ci[starts]] = xs[starts]
+    return tuple(int(j) for j in np.flatnonzero(constant)), center_x
 
 
 def center_weights(events: np.ndarray, parameterization: str, sd_guess: float) -> np.ndarray:
