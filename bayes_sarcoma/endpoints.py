@@ -5,7 +5,7 @@ DESIGN.md section 2: the time origin is the date of surgery and times are in mon
 (``schema.ENDPOINT_EVENTS``) and is otherwise censored at last follow-up:
 
 ======== ================================================== ===============
-endpoint event                                             censored at
+endpoint event                                              censored at
 ======== ================================================== ===============
 LRFS     local relapse or death, whichever first            last follow-up
 RFS      local, distant relapse or death, whichever first   last follow-up

@@ -13,6 +13,7 @@ reuses the compiled model. :data:`COMPILATIONS` counts real compilations (tests 
 from __future__ import annotations
 
 import collections
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +29,10 @@ SAMPLERS = ("nutpie", "pymc", "numpyro")
 #: How many models were compiled, by sampler (for tests and benchmarks).
 COMPILATIONS: collections.Counter = collections.Counter()
 _CACHE_SIZE = 16
+#: PyTensor/numba compilation and the cache are not thread-safe: two structures compiled
+#: at once in two threads can give a broken log-density. Building and compiling hold this
+#: lock; sampling with nutpie does not (its compiled model is immutable).
+_COMPILE_LOCK = threading.RLock()
 
 #: sample_stats renamed to ArviZ's conventions, by sampler.
 _NUTPIE_STATS = {
@@ -62,6 +67,8 @@ class CompiledModel:
     nutpie: Any = None
     compile_seconds: float = 0.0
     free_names: list[str] = field(default_factory=list)
+    #: pm.set_data + pm.sample mutate the shared PyMC model: one such fit at a time.
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 _cache: collections.OrderedDict[Structure, CompiledModel] = collections.OrderedDict()
@@ -69,15 +76,16 @@ _cache: collections.OrderedDict[Structure, CompiledModel] = collections.OrderedD
 
 def get_compiled(structure: Structure, build: Callable[[], pm.Model]) -> CompiledModel:
     """Return the cached model for ``structure``, building it with ``build()`` if new."""
-    if structure in _cache:
-        _cache.move_to_end(structure)
-        return _cache[structure]
-    model = build()
-    entry = CompiledModel(structure, model, free_names=[rv.name for rv in model.free_RVs])
-    _cache[structure] = entry
-    while len(_cache) > _CACHE_SIZE:
-        _cache.popitem(last=False)
-    return entry
+    with _COMPILE_LOCK:
+        if structure in _cache:
+            _cache.move_to_end(structure)
+            return _cache[structure]
+        model = build()
+        entry = CompiledModel(structure, model, free_names=[rv.name for rv in model.free_RVs])
+        _cache[structure] = entry
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+        return entry
 
 
 def clear_cache() -> None:
@@ -147,12 +155,13 @@ def _run_nutpie(entry, values, settings, cores, progressbar) -> SamplerOutput:
     import nutpie
 
     compile_seconds = 0.0
-    if entry.nutpie is None:
-        start = time.perf_counter()
-        entry.nutpie = nutpie.compile_pymc_model(entry.model, var_names=entry.free_names)
-        compile_seconds = time.perf_counter() - start
-        entry.compile_seconds = compile_seconds
-        COMPILATIONS["nutpie"] += 1
+    with _COMPILE_LOCK:
+        if entry.nutpie is None:
+            start = time.perf_counter()
+            entry.nutpie = nutpie.compile_pymc_model(entry.model, var_names=entry.free_names)
+            compile_seconds = time.perf_counter() - start
+            entry.compile_seconds = compile_seconds
+            COMPILATIONS["nutpie"] += 1
     # The compiled graph only takes the data it uses (e.g. no entry times, no modifier).
     known = {var.name for var in entry.nutpie.shared_var_keys}
     compiled = entry.nutpie.with_data(**{k: v for k, v in values.items() if k in known})
@@ -192,7 +201,7 @@ def _run_pymc(entry, values, settings, sampler, cores, progressbar) -> SamplerOu
     nuts.update(settings.get("nuts", {}))
     extra = {k: v for k, v in settings.items() if k not in (*_SETTINGS_HANDLED, "nuts")}
     start = time.perf_counter()
-    with entry.model:
+    with entry.lock, _COMPILE_LOCK, entry.model:
         known = {var.name for var in entry.model.data_vars}
         pm.set_data({k: v for k, v in values.items() if k in known})
         trace = pm.sample(

@@ -31,10 +31,8 @@ cell's key, so a cell gives the same numbers however the grid is run.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -61,8 +59,6 @@ GRID_DIMS = ("model", "endpoint", "prior_set")
 ARMS = ("expert", "other")
 #: Quantiles of the prior predictive bands.
 BANDS = (0.05, 0.25, 0.5, 0.75, 0.95)
-#: Held by a cell whose fit compiles a model (see :func:`fit_cell`).
-_COMPILE_LOCK = threading.Lock()
 
 
 def quantity_names(horizon: float = 60.0) -> dict[str, str]:
@@ -311,13 +307,8 @@ def fit_cell(cell: Cell, *, data: pd.DataFrame, settings: CellSettings) -> CellO
     import arviz_stats as azs
 
     model = cell.model()
-    entry, _ = model.compiled(data)
-    # PyTensor/numba compilation is not thread-safe: two structures compiled at once in
-    # two threads can give a broken logp ("All initialization points failed"). A cell
-    # that will compile holds the process-wide lock for its fit; the others run freely.
-    will_compile = entry.nutpie is None and settings.fit.get("sampler", "nutpie") == "nutpie"
-    with _COMPILE_LOCK if will_compile else contextlib.nullcontext():
-        dt = model.fit(data, random_seed=cell.seed, progressbar=False, **settings.fit)
+    # Compilation is serialised across threads by bayes_sarcoma.sampling's lock.
+    dt = model.fit(data, random_seed=cell.seed, progressbar=False, **settings.fit)
     quantities = cell_quantities(model, dt, data, horizon=settings.horizon)
     ps = power_scaling(dt, quantities=quantities).table if settings.power_scaling else None
     band = None

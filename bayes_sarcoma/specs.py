@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -71,7 +72,12 @@ def model_dirs(extra: str | os.PathLike | None = None) -> list[Path]:
     dirs = [Path(extra)] if extra is not None else []
     env = os.environ.get(ENV_VAR, "")
     dirs += [Path(p) for p in env.split(os.pathsep) if p]
+    # A source checkout (or editable install) has models/ beside the package; a wheel
+    # installs them as data files under <prefix>/share/bayes_sarcoma/models.
     dirs.append(Path(bayes_sarcoma.__file__).resolve().parents[1] / "models")
+    installed = Path(sys.prefix) / "share" / "bayes_sarcoma" / "models"
+    if installed.is_dir():
+        dirs.append(installed)
     return dirs
 
 
