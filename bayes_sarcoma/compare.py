@@ -581,16 +581,14 @@ def _messages(table: pd.DataFrame, pareto: pd.DataFrame, method: str) -> list[st
     ]
     for name in table.index[1:]:
         diff, dse = float(table.loc[name, "elpd_diff"]), float(table.loc[name, "dse"])
-        ratio = abs(diff) / dse if dse > 0 else math.inf
+        p_worse = float(table.loc[name, "p_worse"]) if "p_worse" in table else math.nan
         if abs(diff) < 4:
-            verdict = "practically the same predictions (|difference| < 4)"
-        elif ratio > 4:
-            verdict = "clearly worse"
-        elif ratio > 2:
-            verdict = "probably worse (2 to 4 standard errors)"
+            verdict = f"practically the same predictions as {best} (|difference| < 4)"
+        elif abs(diff) < 2 * dse:
+            verdict = f"not distinguishable from {best} (difference < 2 standard errors)"
         else:
-            verdict = "not distinguishable from the best (< 2 standard errors)"
-        out.append(f"{name}: ELPD {diff:+.1f} (SE of the difference {dse:.1f}) - {verdict}.")
+            verdict = f"worse than {best}, with probability {p_worse:.4f} (normal approximation)"
+        out.append(f"{name}: ELPD {diff:+.1f} (SE of the difference {dse:.1f}): {verdict}.")
     for name, row in pareto.iterrows():
         if row["n_bad"]:
             out.append(

@@ -19,7 +19,7 @@ is right, the observed curve lies inside the band at most times.
 patient with an event, ``C_i`` is unobserved; we only know ``C_i >= t_i``. By default it
 is drawn, independently per posterior draw, from the Kaplan-Meier estimate of the
 censoring distribution (the "reverse" KM, censorings as events) conditioned on
-``C > t_i``: ``P(C > c | C > t_i) = G(c) / G(t_i)``. This assumes censoring independent of
+``C >= t_i``: ``P(C > c | C >= t_i) = G(c) / G(t_i-)``. This assumes censoring independent of
 the covariates (in a registry: administrative cut-off and loss to follow-up, which depend
 on the date of surgery, not on the patient); mass of ``G`` left beyond the last censoring
 time means "not censored within follow-up". A user who knows each patient's potential

@@ -145,9 +145,14 @@ def analysis_report(
     --------
     >>> import bayes_sarcoma as bs
     >>> df = bs.simulate_registry(seed=1)                                  # doctest: +SKIP
-    >>> report = bs.analysis_report(df, "netsarc.html", random_seed=1)     # doctest: +SKIP
+    >>> report = analysis_report(df, "netsarc.html", random_seed=1)        # doctest: +SKIP
     >>> report.tables["headline"]                                          # doctest: +SKIP
     """
+    endpoints = [str(e).upper() for e in endpoints]
+    unknown = [e for e in endpoints if e not in schema.ENDPOINTS]
+    if unknown or not endpoints:
+        raise ValueError(f"endpoints {unknown or endpoints}: choose from {list(schema.ENDPOINTS)}")
+    fits = {str(k).upper(): v for k, v in (fits or {}).items()}
     df = validate_registry(registry)
     if not all(c in df.columns for c in schema.DERIVED_COLUMNS):
         df = derive_endpoints(df)
@@ -158,7 +163,7 @@ def analysis_report(
     fit_kwargs = dict(
         draws=draws, tune=tune, chains=chains, random_seed=random_seed, progressbar=progressbar
     )
-    all_fits, flagged = _fit_all(df, endpoints, candidates, fits or {}, fit_kwargs)
+    all_fits, flagged = _fit_all(df, endpoints, candidates, fits, fit_kwargs)
     out = _Builder(df, truth, prob, figures_dir)
     main = {e: all_fits[e][MAIN] for e in endpoints}
     tables = {
@@ -173,7 +178,10 @@ def analysis_report(
         for e in endpoints
         if MARGIN_MODEL in all_fits[e]
     ]
-    diagnostics = [out.diagnostics(e, main[e][1]) for e in endpoints]
+    diagnostics = [
+        out.diagnostics(e, main[e][1], {n: f[1] for n, f in all_fits[e].items() if n != MAIN})
+        for e in endpoints
+    ]
     checks = [out.ppc(e, main[e][1], times, random_seed) for e in endpoints]
     comparisons = [out.comparison(e, all_fits[e]) for e in endpoints if len(all_fits[e]) > 1]
     center_plots = [out.centres(e, main[e][1]) for e in endpoints]
@@ -196,7 +204,12 @@ def analysis_report(
         "data": _data_summary(df, main),
         "simulated": truth is not None,
         "settings": f"nutpie NUTS, {chains} chains x {draws} draws after {tune} tuning steps, "
-        f"seed {random_seed}",
+        f"seed {random_seed}"
+        + (
+            f" (the {', '.join(fits)} main fits were given, with their own settings)"
+            if fits
+            else ""
+        ),
         "prob_pct": f"{prob:.0%}",
         "headline": _html(headline, index=True),
         "table1": _html(tables["table1"]),
@@ -450,8 +463,9 @@ class _Builder:
         return {"endpoint": endpoint, "table": _html(shown, index=True), "figure": uri}
 
     # Checks --------------------------------------------------------------------------------
-    def diagnostics(self, endpoint, dt) -> dict:
+    def diagnostics(self, endpoint, dt, others: Mapping[str, xr.DataTree]) -> dict:
         result = diagnose(dt)
+        other_results = {name: diagnose(other) for name, other in others.items()}
         self.tables[f"diagnostics_{endpoint}"] = result.table
         table = result.table.assign(
             **{
@@ -475,6 +489,11 @@ class _Builder:
             "figure": uri,
             "thresholds": result.thresholds,
             "result": result,
+            "others": [
+                {"name": name, "ok": r.ok, "messages": r.messages}
+                for name, r in other_results.items()
+            ],
+            "others_flagged": [name for name, r in other_results.items() if not r.ok],
         }
 
     def ppc(self, endpoint, dt, times, seed) -> dict:
@@ -600,7 +619,12 @@ def _headline(endpoints, main, standardized, diagnostics, checks, comparisons, t
                 *rest.loc["rmst_difference", ["median", "lower", "upper"]], 1
             )
             + " months",
-            "sampling diagnostics": "OK" if diagnostics[k]["ok"] else "PROBLEMS",
+            "sampling diagnostics": ("OK" if diagnostics[k]["ok"] else "PROBLEMS")
+            + (
+                f" (other models: problems in {', '.join(diagnostics[k]['others_flagged'])})"
+                if diagnostics[k]["others_flagged"]
+                else ""
+            ),
             "observed KM inside the predictive band": _pct(checks[k]["check"].coverage()["all"])
             + " of times",
         }

@@ -102,6 +102,10 @@ number.</p>
 <h3>{{ d.endpoint }}: {% if d.ok %}<span class="ok">OK</span>
 {% else %}<span class="bad">PROBLEMS</span>{% endif %}</h3>
 <ul class="msg">{% for m in d.messages %}<li>{{ m }}</li>{% endfor %}</ul>
+{% if d.others %}<p>Other models fitted for {{ d.endpoint }}:</p>
+<ul class="msg">{% for o in d.others %}<li>{{ o.name }}: {% if o.ok %}<span class="ok">OK</span>
+{% else %}<span class="bad">PROBLEMS</span>: {{ o.messages | join(" ") }}{% endif %}</li>
+{% endfor %}</ul>{% endif %}
 <details{% if not d.ok %} open{% endif %}><summary>Table, chains and rank plots</summary>
 {{ d.table | safe }}
 {{ d.chains | safe }}

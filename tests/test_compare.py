@@ -14,6 +14,10 @@ from bayes_sarcoma.ppc import fitted_inputs
 
 MODEL = dict(time="followup_years", event="died", cluster="site", terms=["dose_mg", "arm"])
 
+# The shared small fits of conftest are too short to pass diagnose(); fit() says so
+# with a SamplerWarning, which these checks of other things do not need to see.
+pytestmark = pytest.mark.filterwarnings("ignore::bayes_sarcoma.model.SamplerWarning")
+
 
 # -- the 1-D integral ----------------------------------------------------------------------
 def integral_by_quad(d, a, sigma):
@@ -140,7 +144,8 @@ def test_loo_prefers_weibull_over_exponential_when_the_shape_is_two(shape_two_fi
     assert table.loc["exponential", "elpd_diff"] < -4 * table.loc["exponential", "dse"]
     assert set(comparison.pareto.index) == {"weibull", "exponential", "no centre effects"}
     assert (comparison.pareto["n_bad"] == 0).all()
-    assert any("exponential" in m and "clearly worse" in m for m in comparison.messages)
+    message = next(m for m in comparison.messages if m.startswith("exponential"))
+    assert "worse than weibull, with probability 1.0000" in message
     # The comparison table is arviz-stats' own.
     assert {"elpd", "se", "elpd_diff", "dse", "p", "weight"} <= set(table.columns)
 
