@@ -232,10 +232,12 @@ def build_model(
             w = get["center_weight"]
             # Centre-level terms (the expert flag) give the centre effects' mean m_c
             # (hierarchical centring); sd**w as exp(w log sd), far cheaper than a pow.
-            mean = 0.0
+            # The intercept is a centre-level term too: centring the centres on it removes
+            # the intercept/centre-effect ridge of large centres (hierarchical centring).
+            mean = intercept
             if center_terms:
                 x_c = get["X_center"].reshape((structure.n_centers, len(center_terms)))
-                mean = pt.dot(x_c, beta[center_terms])
+                mean = intercept + pt.dot(x_c, beta[center_terms])
             prior_scale = pt.exp(w * pt.log(sd))
             raw = pm.Normal(
                 CENTER_RAW,
@@ -245,7 +247,7 @@ def build_model(
                 initval=np.zeros(structure.n_centers),
             )
             center_total = mean + sd / prior_scale * (raw - w * mean)
-            eta = eta + center_total[d["center_idx"]]
+            eta = eta - intercept + center_total[d["center_idx"]]
         if structure.n_modifier_levels:
             tau = sd_variable(
                 INTERACTION_SD, priors["interaction_sd"], slot_hyper("interaction_sd")
