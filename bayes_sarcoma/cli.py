@@ -8,6 +8,11 @@ read with :mod:`bayes_sarcoma.io`. ``bayes-sarcoma demo`` runs the NETSARC repli
 (simulate, fit LRFS/RFS/OS and the expert-by-margin interaction, save the fits, write the
 report) and prints the headline table.
 
+This module parses the arguments and holds the small commands; the demo is in
+:mod:`bayes_sarcoma.demo`, the files the commands read and write in
+:mod:`bayes_sarcoma.cli_files`, the console and exit codes in :mod:`bayes_sarcoma.console`
+(their names are importable from here too).
+
 Exit codes: 0 success; 1 a problem with the input (a registry that breaks the data
 contract, a bad prior or spec file, a file that is not a fit, a data mismatch), shown as
 one line ``bayes-sarcoma <command>: error: ...`` (``--traceback`` shows the traceback);
@@ -18,27 +23,38 @@ report it with the ``--traceback`` output); 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
-import time
 import traceback
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from bayes_sarcoma import __version__, schema
-
-PROG = "bayes-sarcoma"
-EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq")
-#: Probability of every interval the command line prints (the clinical convention; the
-#: HTML report uses the same).
-PROB = 0.95
+from bayes_sarcoma.cli_files import TABLE_SUFFIXES as TABLE_SUFFIXES
+from bayes_sarcoma.cli_files import fit_and_save, read_table, write_registry, write_table
+from bayes_sarcoma.console import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USER,
+    PROB,
+    PROG,
+    CommandError,
+    Console,
+)
+from bayes_sarcoma.console import EXIT_USAGE as EXIT_USAGE
+from bayes_sarcoma.demo import DEMO_FITS as DEMO_FITS
+from bayes_sarcoma.demo import DEMO_TIMES as DEMO_TIMES
+from bayes_sarcoma.demo import MODIFIER_TARGET_ACCEPT as MODIFIER_TARGET_ACCEPT
+from bayes_sarcoma.demo import QUICK as QUICK
+from bayes_sarcoma.demo import cmd_demo
+from bayes_sarcoma.demo import headline_table as headline_table
+from bayes_sarcoma.demo import write_report as write_report
 
 EXAMPLES = """\
 examples:
@@ -60,46 +76,7 @@ exit codes: 0 ok, 1 bad input (the message says what and where), 2 usage,
 """
 
 
-class CommandError(ValueError):
-    """A user error detected by the command line itself (bad file, bad option value)."""
-
-
 # -- console ---------------------------------------------------------------------------------
-class Console:
-    """Where the command writes: results to stdout, progress and warnings to stderr."""
-
-    def __init__(self, quiet: bool = False, out: TextIO | None = None, err: TextIO | None = None):
-        self.quiet = quiet
-        self.out = out or sys.stdout
-        self.err = err or sys.stderr
-
-    @property
-    def progressbar(self) -> bool:
-        """Show the sampler's progress bar (not quiet, and a terminal to draw it on)."""
-        return not self.quiet and self.err.isatty()
-
-    def print(self, *lines: str) -> None:
-        """Print results (stdout)."""
-        for line in lines:
-            print(line, file=self.out, flush=True)
-
-    def note(self, message: str) -> None:
-        """Print a progress note (stderr) unless quiet."""
-        if not self.quiet:
-            print(message, file=self.err, flush=True)
-
-    @contextlib.contextmanager
-    def step(self, label: str) -> Iterator[None]:
-        """Report a long step: ``label ...`` and then its duration."""
-        self.note(f"{label} ...")
-        start, cpu = time.perf_counter(), time.process_time()
-        yield
-        # CPU time (all threads) beside wall time: on a busy machine it is the steadier number.
-        self.note(
-            f"  done in {time.perf_counter() - start:.1f} s (CPU {time.process_time() - cpu:.1f} s)"
-        )
-
-
 def _show_warning(console: Console) -> Callable:
     def show(message, category, filename, lineno, file=None, line=None):
         print(f"{PROG}: warning: {message}", file=console.err, flush=True)
@@ -107,53 +84,7 @@ def _show_warning(console: Console) -> Callable:
     return show
 
 
-# -- tables ----------------------------------------------------------------------------------
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a CSV/TSV or Parquet table; registry date columns become datetimes.
-
-    Dates are parsed as ISO 8601 (``2012-03-31``); a column that does not parse is left
-    as text, and :func:`bayes_sarcoma.validate_registry` then names its bad rows.
-
-    Examples
-    --------
-    >>> df = read_table("registry.csv")                                  # doctest: +SKIP
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CommandError(f"{path}: no such file")
-    suffix = path.suffix.lower()
-    if suffix in (".csv", ".tsv", ".txt"):
-        # round_trip: the numbers pandas wrote come back bit for bit (the default C parser
-        # can be off by an ulp, which would change fits and data fingerprints).
-        sep = "\t" if suffix == ".tsv" else ","
-        df = pd.read_csv(path, sep=sep, float_precision="round_trip")
-    elif suffix in (".parquet", ".pq"):
-        df = pd.read_parquet(path)
-    else:
-        raise CommandError(f"{path}: read tables from {', '.join(TABLE_SUFFIXES)} files")
-    for col in schema.DATE_COLUMNS:
-        if col in df.columns and not pd.api.types.is_datetime64_any_dtype(df[col]):
-            with contextlib.suppress(ValueError, TypeError):
-                df[col] = pd.to_datetime(df[col], format="ISO8601")
-    return df
-
-
-def write_table(df: pd.DataFrame, path: str | Path) -> Path:
-    """Write ``df`` as CSV or Parquet (by the suffix of ``path``), without its ``attrs``."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in TABLE_SUFFIXES:
-        raise CommandError(f"{path}: write tables to {', '.join(TABLE_SUFFIXES)} files")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    plain = df.copy()
-    plain.attrs = {}
-    if suffix in (".parquet", ".pq"):
-        plain.to_parquet(path, index=False)
-    else:
-        plain.to_csv(path, index=False, sep="\t" if suffix == ".tsv" else ",")
-    return path
-
-
+# -- options ---------------------------------------------------------------------------------
 def _csv_list(text: str | None, convert: Callable = str) -> list | None:
     if text is None:
         return None
@@ -161,14 +92,6 @@ def _csv_list(text: str | None, convert: Callable = str) -> list | None:
         return [convert(part.strip()) for part in text.split(",") if part.strip()]
     except ValueError:
         raise CommandError(f"cannot read {text!r} as a comma-separated list") from None
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
 
 
 # -- simulate and validate -------------------------------------------------------------------
@@ -185,15 +108,6 @@ def cmd_simulate(args: argparse.Namespace, console: Console) -> int:
         f"the true parameters are in {truth_path}"
     )
     return EXIT_OK
-
-
-def write_registry(df: pd.DataFrame, path: str | Path) -> tuple[Path, Path]:
-    """Write a simulated registry and, beside it, its truth as JSON (``<stem>.truth.json``)."""
-    out = write_table(df, path)
-    truth_path = out.with_suffix(".truth.json")
-    truth = {"truth": df.attrs["truth"], "simulation": df.attrs.get("simulation", {})}
-    truth_path.write_text(json.dumps(truth, indent=1, default=_json_default))
-    return out, truth_path
 
 
 def _describe_registry(df: pd.DataFrame) -> str:
@@ -256,40 +170,6 @@ def build_model(args: argparse.Namespace):
 
 def _is_registry(df: pd.DataFrame) -> bool:
     return set(schema.REQUIRED_COLUMNS) <= set(df.columns)
-
-
-def fit_and_save(
-    model,
-    df: pd.DataFrame,
-    args: argparse.Namespace,
-    console: Console,
-    out: Path,
-    *,
-    label: str = "",
-):
-    """Fit ``model`` on ``df`` with the sampler options of ``args``; save it to ``out``."""
-    from bayes_sarcoma import io
-
-    if out.exists() and not args.overwrite:
-        raise CommandError(f"{out} exists; pass --overwrite to replace it")
-    what = model.endpoint or model.time
-    extra = f", {model.effect_modifier} interaction" if model.effect_modifier else ""
-    with console.step(
-        f"{label}fitting {what}{extra}: {len(df)} patients, {args.chains} chains x "
-        f"{args.draws} draws"
-    ):
-        dt = model.fit(
-            df,
-            draws=args.draws,
-            tune=args.tune,
-            chains=args.chains,
-            random_seed=args.seed,
-            sampler=args.sampler,
-            target_accept=args.target_accept,
-            progressbar=console.progressbar,
-        )
-    io.save(model, dt, out, overwrite=args.overwrite)
-    return dt
 
 
 def cmd_fit(args: argparse.Namespace, console: Console) -> int:
@@ -617,214 +497,6 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--figures", help="also write every figure to this folder (PNG)")
     _add_sampler_options(p)
     return parser
-
-
-# -- demo ------------------------------------------------------------------------------------
-#: What the demo fits: the three endpoints, and LRFS with the expert-by-margin interaction.
-DEMO_FITS = (("LRFS", None), ("RFS", None), ("OS", None), ("LRFS", "margin"))
-DEMO_TIMES = (12.0, 24.0, 60.0)
-QUICK = {"patients": 2000, "draws": 300, "tune": 300, "chains": 2}
-#: target_accept of the interaction model (4 divergences at 0.8 on the NETSARC registry).
-MODIFIER_TARGET_ACCEPT = 0.95
-
-
-def cmd_demo(args: argparse.Namespace, console: Console) -> int:
-    """Run the NETSARC replication end to end and print the headline table."""
-    import bayes_sarcoma as bs
-
-    start, cpu_start = time.perf_counter(), time.process_time()
-    settings = argparse.Namespace(**vars(args))
-    if args.quick:
-        for key, value in QUICK.items():
-            setattr(settings, key, min(getattr(args, key), value))
-    settings.overwrite = True  # the demo owns its output folder
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with console.step(f"[1/4] simulating {settings.patients} patients (seed {settings.seed})"):
-        df = bs.simulate_registry(settings.patients, seed=settings.seed)
-        bs.validate_registry(df)
-        write_registry(df, out / "registry.csv")
-    fits = {}
-    for i, (endpoint, modifier) in enumerate(DEMO_FITS, start=1):
-        model = bs.HierarchicalWeibull(endpoint, effect_modifier=modifier)
-        name = endpoint.lower() + (f"_{modifier}" if modifier else "")
-        path = out / f"{name}.zarr"
-        label = f"[2/4] fit {i} of {len(DEMO_FITS)}, "
-        fit_settings = argparse.Namespace(**vars(settings))
-        if modifier:  # the interaction's funnel needs smaller steps (divergences at 0.8)
-            fit_settings.target_accept = max(settings.target_accept, MODIFIER_TARGET_ACCEPT)
-        fits[name] = (model, fit_and_save(model, df, fit_settings, console, path, label=label))
-    with console.step("[3/4] standardized survival and diagnostics"):
-        headline = headline_table(df, fits, settings)
-    report = None
-    if not args.no_report:
-        with console.step("[4/4] HTML report"):
-            report = write_report(df, fits, out, settings)
-    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-    files = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
-    text = "\n".join(
-        [
-            *headline,
-            "",
-            f"Files in {out}/: {', '.join(files)}" + ("" if report else " (no report)"),
-            f"Demo finished in {seconds:.0f} s (CPU time {cpu:.0f} s).",
-        ]
-    )
-    (out / "headline.txt").write_text(text + "\n")
-    console.print(text)
-    return EXIT_OK
-
-
-def write_report(df: pd.DataFrame, fits: dict, out: Path, settings: argparse.Namespace):
-    """Write the HTML report of the demo's main fits (not refitted); return its path.
-
-    The report module fits what it is not given; here it gets the three main fits, and
-    only the main model is reported per endpoint (candidates ``("weibull",)``), which
-    keeps the demo within its time budget. The LRFS margin fit is in the printed headline
-    and saved beside the report.
-    """
-    from bayes_sarcoma.report import analysis_report
-
-    main = {name.upper(): fit for name, fit in fits.items() if "_" not in name}
-    report = analysis_report(
-        df,
-        out / "report.html",
-        endpoints=list(main),
-        fits=main,
-        candidates=("weibull",),
-        draws=settings.draws,
-        tune=settings.tune,
-        chains=settings.chains,
-        random_seed=settings.seed,
-        prob=PROB,
-    )
-    return report.path
-
-
-def _p_value(p: float) -> str:
-    return "-" if not np.isfinite(p) else (f"{p:.3f}" if p >= 1e-3 else f"{p:.1e}")
-
-
-def _interval(values, prob: float = PROB, fmt: str = "{:.2f}") -> str:
-    lo, med, hi = np.quantile(np.asarray(values).ravel(), [(1 - prob) / 2, 0.5, (1 + prob) / 2])
-    return f"{fmt.format(med)} ({fmt.format(lo)} to {fmt.format(hi)})"
-
-
-def headline_table(df: pd.DataFrame, fits: dict, settings: argparse.Namespace) -> list[str]:
-    """Return the demo's headline: calibration, HRs, standardized contrasts, margin, diagnostics."""
-    import bayes_sarcoma as bs
-    from bayes_sarcoma.diagnostics import diagnose
-    from bayes_sarcoma.effects import effect_by_modifier
-    from bayes_sarcoma.standardize import standardized_survival
-
-    truth = df.attrs["truth"]
-    expert = df[schema.EXPERT].astype(bool)
-    lines = [
-        f"NETSARC-style replication: {len(df)} simulated patients, "
-        f"{df[schema.CENTER_ID].nunique()} centres "
-        f"({df.loc[expert, schema.CENTER_ID].nunique()} expert, {expert.mean():.0%} of patients);"
-        f" {settings.chains} chains x {settings.draws} draws per fit; intervals are {PROB:.0%}.",
-        "",
-        "1. Crude median survival, months (Kaplan-Meier): published NETSARC vs simulated",
-    ]
-    cal = bs.calibration_table(df, published=True).set_index("quantity")
-    rows = []
-    for endpoint in ("LRFS", "RFS", "OS"):
-        r = cal.loc[f"{endpoint} median (KM)"]
-        rows.append(
-            {
-                "endpoint": endpoint,
-                "published expert": r["published_expert"],
-                "simulated expert": r["expert"],
-                "published other": r["published_other"],
-                "simulated other": r["other"],
-                "log-rank p": _p_value(cal.loc[f"{endpoint} log-rank p", "overall"]),
-            }
-        )
-    lines.append(
-        pd.DataFrame(rows)
-        .set_index("endpoint")
-        .to_string(float_format=lambda v: f"{v:.1f}", na_rep="-")
-    )
-    hr_rows, std_rows, diag_rows = [], [], []
-    for name, (_, dt) in fits.items():
-        endpoint = name.split("_")[0].upper()
-        beta = dt.posterior["beta"].sel(term=schema.EXPERT)
-        diag = diagnose(dt)
-        diag_rows.append(
-            {
-                "fit": name,
-                "ok": "yes" if diag.ok else "NO",
-                "divergences": int(diag.chains["divergences"].sum())
-                if "divergences" in diag.chains
-                else 0,
-                "max R-hat": diag.table["r_hat"].max(),
-                "min ESS bulk": diag.table["ess_bulk"].min(),
-                "min ESS tail": diag.table["ess_tail"].min(),
-            }
-        )
-        if "_" in name:
-            continue
-        t = truth[endpoint]
-        hr_rows.append(
-            {
-                "endpoint": endpoint,
-                f"HR expert ({PROB:.0%} interval)": _interval(np.exp(beta)),
-                "P(HR<1)": f"{float((beta < 0).mean()):.3f}",
-                "true HR": f"{np.exp(t['beta'][schema.EXPERT]):.2f}"
-                + ("" if t["exact"] else " (pseudo-true)"),
-            }
-        )
-        std = standardized_survival(dt, df, DEMO_TIMES)
-        s = t["standardized"]
-        true_diff = s["expert"][60] - s["other"][60]
-        std_rows.append(
-            {
-                "endpoint": endpoint,
-                "median difference, months": _interval(std["median_difference"], fmt="{:.1f}"),
-                "S(60) difference": _interval(std["difference"].sel(time=60.0), fmt="{:+.3f}"),
-                "true S(60) difference": f"{true_diff:+.3f}",
-            }
-        )
-    lines += [
-        "",
-        "2. Adjusted expert-centre hazard ratio (Weibull PH, random centre intercept; "
-        "posterior median and interval)",
-        pd.DataFrame(hr_rows).set_index("endpoint").to_string(),
-        "",
-        "3. Standardized contrasts, expert minus other centres: every registry patient at an "
-        "expert centre vs none, a new centre's effect integrated out",
-        pd.DataFrame(std_rows).set_index("endpoint").to_string(),
-    ]
-    margin = [dt for name, (_, dt) in fits.items() if name.endswith("_margin")]
-    if margin:
-        by = effect_by_modifier(margin[0], prob=PROB)
-        table = pd.DataFrame(
-            {
-                "patients": by["n_patients"].astype("Int64"),
-                "HR expert": by["median"].map("{:.2f}".format),
-                f"{PROB:.0%} interval": [
-                    f"{lo:.2f} to {hi:.2f}" for lo, hi in zip(by.lower, by.upper, strict=True)
-                ],
-                "P(HR<1)": by["prob_lt_1"].map("{:.3f}".format),
-            },
-            index=by.index,
-        )
-        lines += [
-            "",
-            "4. LRFS: expert-centre effect by resection margin (partially pooled interaction;"
-            " 'common' is the centre of the levels; sampled with target_accept "
-            f"{max(settings.target_accept, MODIFIER_TARGET_ACCEPT)})",
-            table.to_string(),
-        ]
-    lines += [
-        "",
-        "5. Sampling diagnostics (R-hat < 1.01 and ESS >= 400 for the key quantities)",
-        pd.DataFrame(diag_rows)
-        .set_index("fit")
-        .to_string(float_format=lambda v: f"{v:.3f}" if v < 10 else f"{v:.0f}"),
-    ]
-    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:

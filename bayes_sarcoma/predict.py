@@ -26,38 +26,41 @@ Models without centre effects: the three choices coincide (``u = 0``).
 
 The integral over a new centre uses Gauss-Hermite quadrature
 (:func:`bayes_sarcoma.truth.gauss_hermite_normal`) with enough nodes for an error below
-1e-10 at the largest centre sd of the draws (:func:`nodes_for`: 8 nodes for sd 0.15, 24
-for 0.5); tests check it against adaptive quadrature and Monte Carlo.
+1e-10 at the largest centre sd of the draws (:func:`~bayes_sarcoma.marginal.nodes_for`: 8
+nodes for sd 0.15, 24 for 0.5); tests check it against adaptive quadrature and Monte Carlo.
 Because ``S`` depends on ``t`` and the patient only through ``H_0(t) = t**alpha exp(eta)``,
 a marginal quantile is ``t_q = (c_q exp(-eta))**(1/alpha)`` where ``c_q`` solves
 ``E_u[exp(-exp(u) c)] = 1 - q`` once per draw (a vectorised safeguarded Newton search),
 and the marginal RMST is the quadrature-weighted sum of the closed forms
-(:func:`bayes_sarcoma.weibull.restricted_mean`).
+(:func:`bayes_sarcoma.weibull.restricted_mean`). The integration kernels are in
+:mod:`bayes_sarcoma.marginal`.
 """
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import xarray as xr
-from numpy.typing import ArrayLike, NDArray
-from scipy import special
+from numpy.typing import ArrayLike
 
 from bayes_sarcoma import weibull
 from bayes_sarcoma.design import Design, level_codes
+from bayes_sarcoma.marginal import (
+    log_cumulative_hazard_quantile,
+    marginal_log_survival,
+    nodes_for,
+    quadrature,
+)
+from bayes_sarcoma.marginal import solve_decreasing as solve_decreasing
 from bayes_sarcoma.results import SAMPLE_DIMS, linear_predictor
-from bayes_sarcoma.truth import gauss_hermite_normal
 
 CENTER_CHOICES = ("known", "new", "typical")
 #: Floats per intermediate array when a computation is split into chunks of draws.
 CHUNK_ELEMENTS = 2**22
-#: Quadrature weights below this are dropped (their total is < 1e-14).
-_MIN_WEIGHT = 1e-16
 
 
 # -- the fit's specification -------------------------------------------------------------
@@ -110,51 +113,6 @@ def draws(
         if factor > 1:
             ds = ds.isel(draw=slice(None, None, factor))
     return ds
-
-
-@functools.lru_cache(maxsize=64)
-def _nodes_for(sd: float, tol: float) -> int:
-    h = np.logspace(-6, 2.5, 60)[:, None]
-
-    def marginal(n):
-        z, w = gauss_hermite_normal(n)
-        return np.exp(-np.exp(sd * z) * h) @ w
-
-    for n in (8, 12, 16, 24, 32, 48, 64):
-        if np.max(np.abs(marginal(n) - marginal(2 * n))) < tol:
-            return n
-    return 128
-
-
-def nodes_for(center_sd: ArrayLike, *, tol: float = 1e-10) -> int:
-    """Return how many Gauss-Hermite nodes integrate a new centre's effect to ``tol``.
-
-    The quadrature error grows with the centre sd, so the node count is chosen for the
-    largest sd among the draws (rounded up to 0.05): the smallest of 8, 12, 16, 24, 32,
-    48, 64 whose survival ``E_u[exp(-exp(u) H)]`` differs from the rule with twice as many
-    nodes by less than ``tol`` for every ``H`` in [1e-6, 300] (else 128).
-
-    Examples
-    --------
-    >>> nodes_for(0.15), nodes_for(0.5)
-    (8, 24)
-    """
-    sd = float(np.ceil(np.max(center_sd) * 20.0) / 20.0)
-    return _nodes_for(sd, float(tol))
-
-
-def quadrature(n_nodes: int) -> tuple[NDArray, NDArray]:
-    """Return Gauss-Hermite nodes and weights for ``Normal(0, 1)``, tiny weights dropped.
-
-    Examples
-    --------
-    >>> z, w = quadrature(32)
-    >>> float(w.sum())
-    1.0
-    """
-    z, w = gauss_hermite_normal(n_nodes)
-    keep = w > _MIN_WEIGHT
-    return z[keep], w[keep] / w[keep].sum()
 
 
 # -- the linear predictor of patients under posterior draws -----------------------------
@@ -335,102 +293,6 @@ def _times(times: ArrayLike, name: str = "times") -> np.ndarray:
     return t
 
 
-# -- numerical kernels (NumPy, broadcasting over draws) ----------------------------------
-def marginal_log_survival(
-    log_h0: np.ndarray, offsets: np.ndarray, w: np.ndarray, *, frailty: bool = False
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Return ``log E_u[exp(-exp(u) H0)]`` and, optionally, ``E[exp(u) | T > t]``.
-
-    ``log_h0`` is ``log H0`` with draws first (``(s, ...)``), ``offsets`` the centre
-    effects ``(s, K)`` at the quadrature nodes and ``w`` their weights ``(K,)``. The mean
-    frailty of the survivors gives the marginal hazard ``h0(t) E[exp(u) | T > t]``. The
-    sum is taken in linear space (one ``exp`` per node); where the survival underflows
-    (far tails) it is redone in log space.
-    """
-    extra = (None,) * (log_h0.ndim - 1)
-    e = np.exp(offsets)[(slice(None), *extra, slice(None))]
-    with np.errstate(over="ignore"):
-        uh = np.exp(log_h0)[..., None] * e
-    surv = np.exp(-uh)
-    s = surv @ w
-    with np.errstate(divide="ignore"):
-        log_s = np.log(s)
-    mean_frailty = None
-    if frailty:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean_frailty = (surv * e) @ w / s
-    tiny = s < 1e-250
-    if tiny.any():
-        terms = np.log(w) - uh[tiny]
-        with np.errstate(invalid="ignore"):
-            log_s[tiny] = special.logsumexp(terms, axis=-1)
-            if frailty:
-                p = np.exp(terms - log_s[tiny][:, None])
-                mean_frailty[tiny] = np.sum(p * np.broadcast_to(e, uh.shape)[tiny], axis=-1)
-    return log_s, mean_frailty
-
-
-def solve_decreasing(
-    fun: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
-    lo: np.ndarray,
-    hi: np.ndarray,
-    *,
-    xtol: float = 1e-12,
-    max_iter: int = 200,
-) -> np.ndarray:
-    """Return the root of decreasing functions on brackets, elementwise (vectorised).
-
-    ``fun(x)`` returns ``(f, df)`` with ``f(lo) >= 0 >= f(hi)``. Newton steps are taken
-    when they stay inside the current bracket, bisection otherwise (hand-written because
-    ``scipy.optimize`` root finders solve one scalar equation at a time, and here there is
-    one per posterior draw).
-
-    Examples
-    --------
-    >>> root = solve_decreasing(lambda x: (2.0 - x**2, -2 * x), np.array([0.0]), np.array([2.0]))
-    >>> round(float(root[0]), 12)
-    1.414213562373
-    """
-    lo = np.array(lo, dtype=float)
-    hi = np.array(hi, dtype=float)
-    x = 0.5 * (lo + hi)
-    for _ in range(max_iter):
-        f, df = fun(x)
-        lo = np.where(f > 0, x, lo)
-        hi = np.where(f < 0, x, hi)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            newton = np.where(f == 0, x, x - f / df)
-        tol = xtol * (1.0 + np.abs(x))
-        small = np.abs(newton - x) <= tol
-        inside = (newton > lo) & (newton < hi)
-        done = small | (hi - lo <= tol)
-        x = np.where(small | inside, newton, 0.5 * (lo + hi))
-        if np.all(done):
-            break
-    return x
-
-
-def log_cumulative_hazard_quantile(q: np.ndarray, offsets: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Return ``log c`` solving ``sum_k w_k exp(-exp(offset_k) c) = 1 - q``, per draw.
-
-    ``q`` is ``(Q,)``, ``offsets`` ``(s, K)``; returns ``(s, Q)``. With a single zero
-    offset this is ``log(-log(1 - q))``, the Weibull closed form.
-    """
-    target = np.log1p(-q)[None, :]
-    base = np.log(-target)
-    off = offsets[:, None, :]
-    lo = base - off.max(axis=-1)
-    hi = base - off.min(axis=-1)
-
-    def fun(c):
-        log_s, mean_frailty = marginal_log_survival(c, offsets, w, frailty=True)
-        return log_s - target, -np.exp(c) * mean_frailty
-
-    if offsets.shape[1] == 1 and np.all(offsets == 0):
-        return np.broadcast_to(base, (offsets.shape[0], len(q))).copy()
-    return solve_decreasing(fun, lo, hi)
-
-
 # -- public predictions ------------------------------------------------------------------
 def _curves(
     predictor: Predictor, t: np.ndarray, what: str
@@ -493,7 +355,7 @@ def predict_survival(
         Use at most this many draws (every k-th draw of each chain).
     n_nodes : int, optional
         Gauss-Hermite nodes for ``center="new"`` (default: enough for an error below
-        1e-10 at the largest centre sd of the draws, :func:`nodes_for`).
+        1e-10 at the largest centre sd of the draws, :func:`~bayes_sarcoma.marginal.nodes_for`).
 
     Returns
     -------

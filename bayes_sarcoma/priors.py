@@ -210,7 +210,7 @@ def _number(value: Any) -> float:
         raise PriorError(f"prior hyperparameters must be numbers, got {value!r}") from None
 
 
-#: Weakly-informative defaults; see docs/priors.md for the reasoning and the prior
+#: Weakly-informative defaults; see docs/model.md ("Priors") for the reasoning and the prior
 #: predictive check (tests/test_priors.py) that keeps them honest.
 DEFAULT_PRIORS = MappingProxyType(
     {
