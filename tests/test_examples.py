@@ -46,8 +46,9 @@ def test_predict_new_patients(tmp_path, capsys):
     assert (tmp_path / "new_patients_survival.png").stat().st_size > 10_000
     for s in curves.values():
         median_curve = s.median(("chain", "draw")).to_numpy()
-        assert median_curve[0] == 1.0
-        assert np.all(np.diff(median_curve) <= 0)
+        # S(0) = 1 up to the rounding of the new-centre quadrature weights' sum
+        assert median_curve[0] == pytest.approx(1.0, abs=1e-12)
+        assert np.all(np.diff(median_curve) <= 1e-12)
 
     def median_months(pid):
         return float(table.loc[pid, "median months"].split()[0])
