@@ -120,7 +120,9 @@ def analysis_report(
         ``"weibull"`` is the main model; ``"expert x margin"`` gives the effect by margin;
         with two or more, the models are compared.
     fits : mapping, optional
-        Already fitted main models, ``{endpoint: (model, dt)}`` (not refitted).
+        Already fitted models, not refitted: ``{endpoint: (model, dt)}`` for the main
+        model, or ``{endpoint: {candidate: (model, dt)}}`` for any of the candidates'
+        names (a given fit is reported even when its name is not in ``candidates``).
     times : sequence of float
         Months at which survival is tabulated.
     horizon : float
@@ -206,7 +208,13 @@ def analysis_report(
         "settings": f"nutpie NUTS, {chains} chains x {draws} draws after {tune} tuning steps, "
         f"seed {random_seed}"
         + (
-            f" (the {', '.join(fits)} main fits were given, with their own settings)"
+            " (fits given with their own settings: "
+            + ", ".join(
+                f"{e} {name}"
+                for e, v in fits.items()
+                for name in (v if isinstance(v, Mapping) else {MAIN: v})
+            )
+            + ")"
             if fits
             else ""
         ),
@@ -244,13 +252,21 @@ def _fit_all(df, endpoints, candidates, given, fit_kwargs):
     """Fit every candidate of every endpoint; name the fits whose sampling was flagged."""
     all_fits: dict[str, dict] = {}
     flagged: list[str] = []
-    names = list(dict.fromkeys([MAIN, *candidates]))
+    given = {e: v if isinstance(v, Mapping) else {MAIN: v} for e, v in given.items()}
+    for endpoint, known in given.items():  # checked before anything is fitted
+        unknown = set(known) - set(compare.CANDIDATES)
+        if unknown:
+            raise ValueError(
+                f"fits[{endpoint!r}]: unknown candidates {sorted(unknown)}; "
+                f"choose from {list(compare.CANDIDATES)}"
+            )
     for endpoint in endpoints:
         base = HierarchicalWeibull(endpoint)
+        known = given.get(endpoint, {})
         all_fits[endpoint] = {}
-        for name in names:
-            if name == MAIN and endpoint in given:
-                all_fits[endpoint][name] = tuple(given[endpoint])
+        for name in dict.fromkeys([MAIN, *candidates, *known]):
+            if name in known:
+                all_fits[endpoint][name] = tuple(known[name])
                 continue
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", SamplerWarning)

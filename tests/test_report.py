@@ -121,3 +121,29 @@ def test_full_report_at_netsarc_size(tmp_path):
     assert headline.loc["sampling diagnostics"].str.startswith("OK").all()  # main fits
     for endpoint in ("LRFS", "RFS", "OS"):
         assert result.tables[f"loo_{endpoint}"].index[0] != "exponential"
+
+
+def test_a_report_from_given_candidate_fits_fits_nothing(
+    report, registry_small, tmp_path, monkeypatch
+):
+    def no_fitting(*args, **kwargs):
+        raise AssertionError("the report refitted a model it was given")
+
+    monkeypatch.setattr(bs.compare, "fit_candidates", no_fitting)
+    again = analysis_report(
+        registry_small,
+        tmp_path / "again.html",
+        endpoints=("OS",),
+        candidates=("weibull",),  # the margin fit is given, so it is reported all the same
+        fits=report.fits,
+        random_seed=5,
+        num_samples=200,
+    )
+    for name in ("weibull", "expert x margin"):
+        assert again.fits["OS"][name][1] is report.fits["OS"][name][1]
+    pd.testing.assert_frame_equal(
+        again.tables["effect_by_margin_OS"], report.tables["effect_by_margin_OS"]
+    )
+    assert "OS expert x margin" in again.html  # the settings line names the given fits
+    with pytest.raises(ValueError, match="unknown candidates"):
+        analysis_report(registry_small, tmp_path / "x.html", fits={"OS": {"cox": None}})
