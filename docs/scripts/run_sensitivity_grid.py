@@ -15,8 +15,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import bayes_sarcoma as bs  # noqa: E402
-from bayes_sarcoma.sensitivity import prior_sensitivity  # noqa: E402
+import bayes_sarcoma as bs
+from bayes_sarcoma.sensitivity import prior_sensitivity
 
 PRIOR_SETS = [
     "weakly_informative",
