@@ -141,3 +141,48 @@ def survival_tables(max_rows: int = 15):
         return df.astype({"months": "float64", "died": "int64", "dose": "float64"})
 
     return st.lists(row, min_size=1, max_size=max_rows).map(build)
+
+
+def clustered_table(
+    n: int = 400,
+    n_clusters: int = 12,
+    shape: float = 1.3,
+    sd: float = 0.4,
+    seed: int = 0,
+    entry: bool = False,
+    intercept: float = -4.0,
+    censor: tuple[float, float] = (5.0, 60.0),
+) -> pd.DataFrame:
+    """A clustered survival table with its own column names, simulated from the model.
+
+    Columns ``subject``, ``site`` (``n_clusters`` sites with Normal(0, ``sd``) effects),
+    ``dose_mg`` (log HR 0.03), ``arm`` (log HR -0.5), ``followup_years`` (Weibull PH with
+    ``shape`` and ``intercept``, censored uniformly on ``censor``) and ``died``; with
+    ``entry``, ``enrolled`` (uniform delayed entry on 0-10, patients with an earlier exit
+    left out, as a study would never have seen them).
+    """
+    from bayes_sarcoma import weibull
+
+    rng = np.random.default_rng(seed)
+    cl = rng.integers(0, n_clusters, n)
+    u = rng.normal(0, sd, n_clusters)
+    dose = rng.normal(50, 10, n)
+    arm = rng.integers(0, 2, n)
+    eta = intercept + 0.03 * dose - 0.5 * arm + u[cl]
+    t = weibull.sample_times(rng, eta, shape)
+    c = rng.uniform(*censor, n)
+    df = pd.DataFrame(
+        {
+            "subject": [f"S{i:04d}" for i in range(n)],
+            "site": [f"site-{k:02d}" for k in cl],
+            "dose_mg": dose,
+            "arm": arm,
+            "followup_years": np.minimum(t, c),
+            "died": (t <= c).astype(int),
+        }
+    )
+    if entry:
+        a = rng.uniform(0, 10, n)
+        df["enrolled"] = a
+        df = df[df.followup_years > a].reset_index(drop=True)
+    return df

@@ -6,6 +6,7 @@ import pytest
 import xarray as xr
 from arviz_stats.utils import ELPDDataLOO
 from conftest import FAST
+from registry_factory import clustered_table
 from scipy import integrate, optimize, special, stats
 
 import bayes_sarcoma as bs
@@ -104,23 +105,9 @@ def test_integrated_likelihood_matches_brute_force_integration(os_model_and_fit)
 
 
 # -- LOO and the comparison of candidate models ---------------------------------------------
-def shape_two_table(n=400, seed=11):
+def shape_two_table():
     """A clustered table simulated from the model with Weibull shape 2 (far from 1)."""
-    rng = np.random.default_rng(seed)
-    cl = rng.integers(0, 12, n)
-    dose, arm = rng.normal(50, 10, n), rng.integers(0, 2, n)
-    eta = -8.0 + 0.03 * dose - 0.5 * arm + rng.normal(0, 0.3, 12)[cl]
-    t = weibull.sample_times(rng, eta, 2.0)
-    c = rng.uniform(10, 60, n)
-    return pd.DataFrame(
-        {
-            "site": [f"site-{k:02d}" for k in cl],
-            "dose_mg": dose,
-            "arm": arm,
-            "followup_years": np.minimum(t, c),
-            "died": (t <= c).astype(int),
-        }
-    )
+    return clustered_table(shape=2.0, sd=0.3, seed=11, intercept=-8.0, censor=(10.0, 60.0))
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import FAST
+from registry_factory import clustered_table
 from scipy import stats
 
 import bayes_sarcoma as bs
@@ -30,33 +31,6 @@ REGISTRY_LABELS = [
     "margin[R2]",
     "margin[Rx]",
 ]
-
-
-def clustered_table(n=400, n_clusters=12, shape=1.3, sd=0.4, seed=0, entry=False):
-    """A clustered survival table with its own column names, simulated from the model."""
-    rng = np.random.default_rng(seed)
-    cl = rng.integers(0, n_clusters, n)
-    u = rng.normal(0, sd, n_clusters)
-    dose = rng.normal(50, 10, n)
-    arm = rng.integers(0, 2, n)
-    eta = -4.0 + 0.03 * dose - 0.5 * arm + u[cl]
-    t = weibull.sample_times(rng, eta, shape)
-    c = rng.uniform(5, 60, n)
-    df = pd.DataFrame(
-        {
-            "subject": [f"S{i:04d}" for i in range(n)],
-            "site": [f"site-{k:02d}" for k in cl],
-            "dose_mg": dose,
-            "arm": arm,
-            "followup_years": np.minimum(t, c),
-            "died": (t <= c).astype(int),
-        }
-    )
-    if entry:
-        a = rng.uniform(0, 10, n)
-        df["enrolled"] = a
-        df = df[df.followup_years > a].reset_index(drop=True)
-    return df
 
 
 def inside(dt, var, truth, prob=0.94, **sel):
