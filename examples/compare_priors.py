@@ -21,7 +21,7 @@ from pathlib import Path
 import matplotlib
 
 import bayes_sarcoma as bs
-from bayes_sarcoma.sensitivity import prior_sensitivity
+from bayes_sarcoma.study.sensitivity import prior_sensitivity
 
 
 def options(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -21,8 +21,8 @@ import arviz_stats as azs
 import matplotlib
 
 import bayes_sarcoma as bs
-from bayes_sarcoma.diagnostics import diagnose
-from bayes_sarcoma.io import load, save
+from bayes_sarcoma.inference.diagnose import diagnose
+from bayes_sarcoma.model.io import load, save
 
 
 def options(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -63,12 +63,12 @@ def main(argv: Sequence[str] | None = None):
     # 3. ArviZ reads it as it is: summaries, LOO, plots.
     summary = azs.summary(dt, var_names=["intercept", "shape", "hazard_ratio", "center_sd"])
     print(summary)
-    print(azs.loo(dt))  # conditional on the centre effects; see bayes_sarcoma.compare.loo
+    print(azs.loo(dt))  # conditional on the centre effects; see bayes_sarcoma.checks.compare.loo
     pc = azp.plot_forest(dt, var_names=["hazard_ratio"], combined=True)
     pc.savefig(args.out / "lrfs_hazard_ratios.png")
 
     # 4. The package's own views: hazard ratios with P(HR < 1), sampler diagnostics.
-    print(model.hazard_ratios(dt).round(3))
+    print(bs.hazard_ratios(dt).round(3))
     print(diagnose(dt))
 
     # 5. Save without pickle, load back, and check it is the same registry.

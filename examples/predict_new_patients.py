@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 import bayes_sarcoma as bs
-from bayes_sarcoma.io import load
-from bayes_sarcoma.predict import summarize
+from bayes_sarcoma.model.io import load
+from bayes_sarcoma.predict.survival import summarize
 
 TIMES = np.linspace(0, 120, 61)  # months
 PROFILES = pd.DataFrame(
@@ -85,11 +85,11 @@ def predict(model, dt, patients: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     """Survival curves and medians, each patient with its own centre choice."""
     tables, curves = [], {}
     for how, group in patients.groupby("center", sort=False):
-        surv = model.predict_survival(dt, group, TIMES, center=how)
+        surv = bs.predict_survival(dt, group, TIMES, center=how)
         curves.update({pid: surv.sel(patient=pid) for pid in group["patient_id"]})
         at = summarize(surv.sel(time=[12.0, 24.0, 60.0]))
         at = at.pivot(index="patient", columns="time", values=["median", "lower", "upper"])
-        med = summarize(model.predict_median(dt, group, center=how)).set_index("patient")
+        med = summarize(bs.predict_median(dt, group, center=how)).set_index("patient")
         table = pd.DataFrame(
             {
                 f"S({t:g})": [

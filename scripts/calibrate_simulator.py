@@ -23,9 +23,10 @@ import argparse
 import numpy as np
 from scipy import optimize
 
-from bayes_sarcoma import simulate, truth
-from bayes_sarcoma.calibration import km_median
-from bayes_sarcoma.schema import PUBLISHED
+from bayes_sarcoma.data.schema import PUBLISHED
+from bayes_sarcoma.simulate import registry as simulate
+from bayes_sarcoma.simulate import truth
+from bayes_sarcoma.simulate.calibration import km_median
 
 N_PER_GROUP = 60_000
 TARGET_OS_60 = 0.68

@@ -5,7 +5,7 @@ Weibull hazards), so their "true" intercept, shape and betas are the values the 
 converges to on a very large registry: the maximum-likelihood Weibull PH fit on
 1,000,000 simulated patients (same mechanism, censoring included), with each patient's
 true centre effect as a known offset (exact, because the centre effect multiplies every
-cause-specific hazard). See ``bayes_sarcoma.simulate.compute_pseudo_truth``.
+cause-specific hazard). See ``bayes_sarcoma.simulate.registry.compute_pseudo_truth``.
 
 The result goes to ``bayes_sarcoma/data/pseudo_truth.json`` with the configuration it
 belongs to and its hash; ``simulate_registry`` uses it when the configuration matches and
@@ -21,7 +21,8 @@ import argparse
 import json
 import time
 
-from bayes_sarcoma import simulate, truth
+from bayes_sarcoma.simulate import registry as simulate
+from bayes_sarcoma.simulate import truth
 
 N_PATIENTS = 1_000_000
 

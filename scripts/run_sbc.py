@@ -28,7 +28,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from bayes_sarcoma.sbc import SBCDesign, run_sbc
+from bayes_sarcoma.study.sbc import SBCDesign, run_sbc
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bayes_sarcoma.endpoints import derive_endpoints
+from bayes_sarcoma.data.endpoints import derive_endpoints
 
 N = None  # event not observed
 
@@ -161,7 +161,7 @@ def clustered_table(
     ``entry``, ``enrolled`` (uniform delayed entry on 0-10, patients with an earlier exit
     left out, as a study would never have seen them).
     """
-    from bayes_sarcoma import weibull
+    from bayes_sarcoma.math import weibull
 
     rng = np.random.default_rng(seed)
     cl = rng.integers(0, n_clusters, n)

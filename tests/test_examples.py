@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 # Tiny draws: divergences and high Pareto k are expected; the scripts' logic is tested here.
 pytestmark = [
-    pytest.mark.filterwarnings("ignore::bayes_sarcoma.model.SamplerWarning"),
+    pytest.mark.filterwarnings("ignore::bayes_sarcoma.model.hierarchical.SamplerWarning"),
     pytest.mark.filterwarnings("ignore:Estimated shape parameter of Pareto:UserWarning"),
 ]
 

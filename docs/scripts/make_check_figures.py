@@ -16,7 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import bayes_sarcoma as bs
-from bayes_sarcoma.report import analysis_report
+from bayes_sarcoma.report.analysis import analysis_report
 
 STATIC = Path("docs/_static")
 SHOWN = {

@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 
 import bayes_sarcoma as bs
-from bayes_sarcoma import centers, effects, predict, standardize
+from bayes_sarcoma.predict import centers, effects, standardize
+from bayes_sarcoma.predict import survival as predict
 
 OUT = Path(__file__).resolve().parents[1] / "_static"
 
@@ -108,7 +109,7 @@ def main(argv=None):
 
     save(center_choices_figure(dt, df), "predictions_center_choices.png")
     print("\nOS hazard ratios (94% intervals):")
-    print(model.hazard_ratios(dt).round(3).to_string())
+    print(bs.hazard_ratios(dt).round(3).to_string())
     save(effects.plot_hazard_ratios(dt, title="OS hazard ratios"), "predictions_hazard_ratios.png")
 
     start = time.perf_counter()
@@ -145,7 +146,7 @@ def main(argv=None):
         },
         ")",
     )
-    table = margin_model.effect_by_modifier(dt_margin)
+    table = bs.effect_by_modifier(dt_margin)
     print(table.round(3).to_string(), table.attrs["interaction_sd"])
     save(effects.plot_effect_by_modifier(dt_margin), "predictions_expert_by_margin.png")
 

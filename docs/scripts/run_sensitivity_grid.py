@@ -16,7 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import bayes_sarcoma as bs
-from bayes_sarcoma.sensitivity import prior_sensitivity
+from bayes_sarcoma.study.sensitivity import prior_sensitivity
 
 PRIOR_SETS = [
     "weakly_informative",

@@ -24,7 +24,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 import bayes_sarcoma as bs
-from bayes_sarcoma import sampling
+from bayes_sarcoma.inference import sampling
 
 KEY = ["intercept", "shape", "beta", "center_sd"]
 

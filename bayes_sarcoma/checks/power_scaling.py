@@ -1,0 +1,362 @@
+"""Power-scaling sensitivity: would a stronger or weaker prior move the posterior.
+
+Power-scaling (Kallioinen et al. 2024) raises the prior (or the likelihood) to a power
+``alpha`` near 1 and measures, by Pareto-smoothed importance sampling on the existing
+draws, how much each posterior quantity moves: no refit is needed. ArviZ implements it
+(:func:`arviz_stats.psense`, :func:`arviz_stats.psense_summary`); it needs a ``log_prior``
+group, which PyMC fits through nutpie do not store. :func:`log_prior` computes it here.
+
+Which priors are scaled. Only the *top-level* priors: ``intercept``, ``shape``, ``beta``
+(each coefficient), ``center_sd`` and ``interaction_sd``. The centre effects' prior
+``u_c ~ Normal(0, sigma_u)`` is part of the hierarchical model, not a choice of prior:
+power-scaling it also scales the population model and is known to flag sensitivity that
+is not there (Kallioinen et al., section 5), so it is left out.
+
+On which scale. A prior's density is evaluated on the quantity the prior is *defined*
+on (power-scaling is not invariant to reparameterisation): the intercept on its
+reference-time scale (``intercept_c`` = log cumulative hazard at ``t_ref`` of the average
+patient), coefficients per unit of the sampling design (per SD for continuous terms),
+``center_sd`` as an SD, a precision or a variance as its prior says. The user-scale draws
+of the DataTree are mapped back with ``dt.attrs["t_ref"]`` and the stored design.
+
+Reading the result: a prior sensitivity of at least 0.05 (the cumulative Jensen-Shannon
+distance between the posteriors at ``alpha = 0.99`` and ``1.01``, ArviZ's threshold)
+means the prior matters for that quantity; with a low likelihood sensitivity too it is a
+*strong prior / weak likelihood*, with a high one a *prior-data conflict*.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy import stats
+
+from bayes_sarcoma.data.design import Design
+from bayes_sarcoma.model.priors import FAMILIES, Prior, merge_priors, plan_priors
+
+#: ArviZ's threshold of the power-scaling sensitivity.
+THRESHOLD = 0.05
+SAMPLE_DIMS = ("chain", "draw")
+
+
+class _HalfStudentT:
+    """|T| for T ~ StudentT(nu, 0, sigma): scipy has no half-t, so fold the t."""
+
+    def __init__(self, nu: float, sigma: float):
+        self._t = stats.t(df=nu, loc=0.0, scale=sigma)
+
+    def logpdf(self, x):
+        x = np.asarray(x, dtype=float)
+        with np.errstate(divide="ignore"):
+            return np.where(x >= 0, np.log(2.0) + self._t.logpdf(x), -np.inf)
+
+    def rvs(self, size=None, random_state=None):
+        return np.abs(self._t.rvs(size=size, random_state=random_state))
+
+
+def scipy_distribution(prior: Prior):
+    """Return the scipy.stats distribution of ``prior`` (PyMC's parameterisation).
+
+    Parameters
+    ----------
+    prior : Prior
+        Any family of :data:`bayes_sarcoma.model.priors.FAMILIES`.
+
+    Returns
+    -------
+    object
+        A frozen distribution with ``logpdf`` and ``rvs`` (on the quantity the prior is on;
+        see ``prior.on``).
+
+    Examples
+    --------
+    >>> from bayes_sarcoma import Prior
+    >>> from bayes_sarcoma.checks.power_scaling import scipy_distribution
+    >>> round(float(scipy_distribution(Prior("Exponential", lam=2.0)).mean()), 6)
+    0.5
+    """
+    p = prior.parameters
+    match prior.distribution:
+        case "Normal":
+            return stats.norm(p["mu"], p["sigma"])
+        case "StudentT":
+            return stats.t(df=p["nu"], loc=p["mu"], scale=p["sigma"])
+        case "Cauchy":
+            return stats.cauchy(p["alpha"], p["beta"])
+        case "Laplace":
+            return stats.laplace(p["mu"], p["b"])
+        case "Logistic":
+            return stats.logistic(p["mu"], p["s"])
+        case "HalfNormal":
+            return stats.halfnorm(scale=p["sigma"])
+        case "HalfStudentT":
+            return _HalfStudentT(p["nu"], p["sigma"])
+        case "HalfCauchy":
+            return stats.halfcauchy(scale=p["beta"])
+        case "Exponential":
+            return stats.expon(scale=1.0 / p["lam"])
+        case "Gamma":
+            return stats.gamma(a=p["alpha"], scale=1.0 / p["beta"])
+        case "InverseGamma":
+            return stats.invgamma(a=p["alpha"], scale=p["beta"])
+        case "LogNormal":
+            return stats.lognorm(s=p["sigma"], scale=np.exp(p["mu"]))
+        case "Uniform":
+            return stats.uniform(p["lower"], p["upper"] - p["lower"])
+    raise ValueError(f"no scipy distribution for {prior.distribution!r}; known: {list(FAMILIES)}")
+
+
+def sd_to_prior_scale(sd: Any, on: str) -> Any:
+    """Map an SD to the quantity its prior is on (``"sd"``, ``"precision"``, ``"variance"``)."""
+    return {"sd": lambda s: s, "precision": lambda s: s**-2.0, "variance": lambda s: s**2.0}[on](sd)
+
+
+@dataclass(frozen=True)
+class TopLevelPriors:
+    """The top-level priors of a fitted model, each on the scale it is defined on.
+
+    ``beta`` holds one prior per design column (term-specific priors already rescaled to
+    the sampling scale), in the order of ``labels``.
+    """
+
+    priors: Mapping[str, Prior]
+    beta: tuple[Prior, ...]
+    labels: tuple[str, ...]
+    design: Design
+    t_ref: float
+    exponential: bool
+
+    @classmethod
+    def from_datatree(cls, dt: xr.DataTree) -> TopLevelPriors:
+        """Read the model specification and coding stored in ``dt.attrs``."""
+        return cls.from_spec(
+            _json(dt.attrs["model"]),
+            Design.from_dict(_json(dt.attrs["design"])),
+            float(dt.attrs["t_ref"]),
+        )
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any], design: Design, t_ref: float) -> TopLevelPriors:
+        """Build from a model specification (``model.to_dict()``), its design and ``t_ref``."""
+        priors = merge_priors(spec.get("priors"))
+        plan = plan_priors(priors, design.labels, design.scale)
+        per_term: list[Prior | None] = [None] * len(design.labels)
+        for fam, idx in plan.beta_groups:
+            names = FAMILIES[fam][1]
+            for k, j in enumerate(idx):
+                values = {n: float(plan.values[f"prior_beta_{fam}_{n}"][k]) for n in names}
+                per_term[j] = Prior(fam, **values)
+        return cls(
+            priors=priors,
+            beta=tuple(per_term),  # type: ignore[arg-type]
+            labels=tuple(design.labels),
+            design=design,
+            t_ref=float(t_ref),
+            exponential=spec.get("baseline") == "exponential",
+        )
+
+    def draw(
+        self, n: int, rng: np.random.Generator, *, slots: Sequence[str] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Draw the top-level parameters from their priors, on the sampling scale.
+
+        Returns the internal names of :func:`bayes_sarcoma.model.posterior.internal_parameters`
+        (``intercept_c``, ``shape``, ``beta_std``, ``center_sd``, ``interaction_sd``; sds
+        as sds whatever their prior is on), each with leading dims ``(1, n)``. ``slots``
+        limits the sd slots drawn (default both; a model uses those it has). A precision
+        (variance) drawn as 0 (infinite) -- Gamma(0.001, 0.001) does that in double
+        precision -- is set to the smallest positive float (largest float), so the sd
+        stays finite.
+        """
+        tiny, huge = np.finfo(float).tiny, np.finfo(float).max
+
+        def rvs(prior: Prior) -> np.ndarray:
+            return np.asarray(scipy_distribution(prior).rvs(size=n, random_state=rng), float)
+
+        out = {"intercept_c": rvs(self.priors["intercept"])[None]}
+        out["shape"] = (np.ones(n) if self.exponential else rvs(self.priors["shape"]))[None]
+        beta = [rvs(p) for p in self.beta]
+        out["beta_std"] = np.stack(beta, axis=-1)[None] if beta else np.zeros((1, n, 0))
+        for slot in slots if slots is not None else ("center_sd", "interaction_sd"):
+            prior = self.priors[slot]
+            value = np.clip(rvs(prior), tiny, huge)
+            out[slot] = {"sd": value, "precision": value**-0.5, "variance": value**0.5}[prior.on][
+                None
+            ]
+        return out
+
+    def sampling_scale(self, post: xr.Dataset) -> dict[str, xr.DataArray]:
+        """Map user-scale draws back to the scale the priors are on (see module docstring)."""
+        shape = post["shape"] if "shape" in post else xr.ones_like(post["intercept"])
+        beta = post["beta"]
+        mean = xr.DataArray(self.design.mean, dims="term", coords={"term": list(self.labels)})
+        scale = xr.DataArray(self.design.scale, dims="term", coords={"term": list(self.labels)})
+        out = {
+            "intercept": post["intercept"] + shape * np.log(self.t_ref) + (beta * mean).sum("term"),
+            "beta": beta * scale,
+        }
+        if not self.exponential:
+            out["shape"] = shape
+        for slot in ("center_sd", "interaction_sd"):
+            if slot in post:
+                out[slot] = sd_to_prior_scale(post[slot], self.priors[slot].on)
+        return out
+
+
+def log_prior(dt: xr.DataTree, *, group: str = "posterior") -> xr.Dataset:
+    """Return the log prior density of the top-level parameters, per draw.
+
+    Parameters
+    ----------
+    dt : xarray.DataTree
+        A fit of :class:`~bayes_sarcoma.HierarchicalWeibull` (its ``attrs`` hold the
+        model specification, the design and ``t_ref``).
+    group : str
+        The group holding the draws.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``intercept``, ``shape`` (Weibull baseline only), ``beta[term]``, and
+        ``center_sd`` / ``interaction_sd`` when the model has them, each with the sample
+        dims: the log density of each prior at the draw, on the scale the prior is
+        defined on. Centre effects are deliberately left out (module docstring).
+
+    Examples
+    --------
+    >>> import bayes_sarcoma as bs                                         # doctest: +SKIP
+    >>> from bayes_sarcoma.checks.power_scaling import log_prior                  # doctest: +SKIP
+    >>> lp = log_prior(dt)                                                 # doctest: +SKIP
+    >>> sorted(lp.data_vars)                                               # doctest: +SKIP
+    ['beta', 'center_sd', 'intercept', 'shape']
+    """
+    top = TopLevelPriors.from_datatree(dt)
+    values = top.sampling_scale(dt[group].dataset)
+    out = {}
+    for slot, value in values.items():
+        if slot == "beta":
+            columns = [
+                xr.apply_ufunc(scipy_distribution(p).logpdf, value.sel(term=label))
+                for p, label in zip(top.beta, top.labels, strict=True)
+            ]
+            out[slot] = xr.concat(columns, dim="term").transpose(*value.dims)
+        else:
+            out[slot] = xr.apply_ufunc(scipy_distribution(top.priors[slot]).logpdf, value)
+    return xr.Dataset(out)
+
+
+@dataclass
+class PowerScaling:
+    """Power-scaling sensitivity of posterior quantities.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per quantity: ``prior`` and ``likelihood`` sensitivity, ArviZ's
+        ``diagnosis``, and ``prior_sensitive`` (prior sensitivity >= ``threshold``).
+    threshold : float
+        The threshold used.
+    """
+
+    table: pd.DataFrame
+    threshold: float = THRESHOLD
+
+    @property
+    def sensitive(self) -> list[str]:
+        """Quantities whose posterior moves when the prior is power-scaled."""
+        return list(self.table.index[self.table["prior_sensitive"]])
+
+    def statement(self) -> str:
+        """One sentence per finding: which quantities are prior-sensitive, and how."""
+        lines = []
+        for name, row in self.table.iterrows():
+            if row["prior_sensitive"]:
+                lines.append(
+                    f"{name}: prior-sensitive (prior {row['prior']:.3f} >= {self.threshold}, "
+                    f"likelihood {row['likelihood']:.3f}): {row['diagnosis']}."
+                )
+        robust = [str(n) for n in self.table.index if not self.table.loc[n, "prior_sensitive"]]
+        if robust:
+            lines.append(
+                f"Not prior-sensitive (prior sensitivity < {self.threshold}): {', '.join(robust)}."
+            )
+        return "\n".join(lines)
+
+
+def power_scaling(
+    dt: xr.DataTree,
+    *,
+    quantities: xr.Dataset | None = None,
+    var_names: Sequence[str] | None = None,
+    prior_var_names: Sequence[str] | None = None,
+    prior_coords: Mapping[str, Any] | None = None,
+    threshold: float = THRESHOLD,
+    alphas: tuple[float, float] = (0.99, 1.01),
+) -> PowerScaling:
+    """Power-scaling sensitivity of posterior quantities to the top-level priors.
+
+    Parameters
+    ----------
+    dt : xarray.DataTree
+        A fit with a ``log_likelihood`` group.
+    quantities : xarray.Dataset, optional
+        Derived quantities per draw (dims ``chain``, ``draw``, plus any), e.g. the
+        standardized survival difference; default: ``dt.posterior``.
+    var_names : sequence of str, optional
+        Variables of ``quantities`` (or of the posterior) to assess.
+    prior_var_names, prior_coords : optional
+        Power-scale only some priors, e.g. ``prior_var_names=["beta"]``,
+        ``prior_coords={"term": ["expert_center"]}`` for the expert effect's prior alone
+        (default: every top-level prior together).
+    threshold : float
+        Sensitivity at or above which a quantity is called prior-sensitive.
+    alphas : tuple of float
+        The power-scaling factors below and above 1.
+
+    Returns
+    -------
+    PowerScaling
+
+    Examples
+    --------
+    >>> from bayes_sarcoma.checks.power_scaling import power_scaling               # doctest: +SKIP
+    >>> ps = power_scaling(dt, var_names=["beta", "center_sd"])              # doctest: +SKIP
+    >>> print(ps.statement())                                                # doctest: +SKIP
+    center_sd: prior-sensitive (prior 0.071 >= 0.05, likelihood 0.120): ...
+    """
+    from arviz_stats import psense_summary
+
+    if "log_likelihood" not in dt.children:
+        raise ValueError("power-scaling needs the pointwise log-likelihood: fit with it kept")
+    posterior = dt.posterior.dataset if quantities is None else quantities
+    if var_names is not None:
+        posterior = posterior[list(var_names)]
+    tree = xr.DataTree.from_dict(
+        {
+            "posterior": posterior,
+            "log_prior": log_prior(dt),
+            "log_likelihood": dt.log_likelihood.dataset,
+        }
+    )
+    table = psense_summary(
+        tree,
+        threshold=threshold,
+        alphas=alphas,
+        prior_var_names=None if prior_var_names is None else list(prior_var_names),
+        prior_coords=None if prior_coords is None else dict(prior_coords),
+        round_to=6,
+    )
+    table = table.astype({"prior": float, "likelihood": float})
+    table["prior_sensitive"] = table["prior"] >= threshold
+    table.index.name = "quantity"
+    return PowerScaling(table, threshold)
+
+
+def _json(value: Any) -> dict:
+    return json.loads(value) if isinstance(value, str) else dict(value)

@@ -1,0 +1,549 @@
+"""The ``bayes-sarcoma`` command line: simulate, validate, fit, summarise, predict, compare.
+
+Every sub-command is a thin layer over the Python API (``bayes-sarcoma fit`` is
+:meth:`HierarchicalWeibull.fit <bayes_sarcoma.HierarchicalWeibull.fit>` then
+:func:`bayes_sarcoma.model.io.save`), so what a user does here they can do from a script. Tables
+are read from CSV (dates in ISO format, ``2012-03-31``) or Parquet; fits are written and
+read with :mod:`bayes_sarcoma.model.io`. ``bayes-sarcoma demo`` runs the NETSARC replication
+end to end
+(simulate, fit LRFS/RFS/OS and the expert-by-margin interaction, save the fits, write the
+report) and prints the headline table.
+
+This module parses the arguments and holds the small commands; the demo is in
+:mod:`bayes_sarcoma.cli.demo`, the files the commands read and write in
+:mod:`bayes_sarcoma.cli.files`, the console and exit codes in :mod:`bayes_sarcoma.cli.console`
+(their names are importable from here too).
+
+Exit codes: 0 success; 1 a problem with the input (a registry that breaks the data
+contract, a bad prior or spec file, a file that is not a fit, a data mismatch), shown as
+one line ``bayes-sarcoma <command>: error: ...`` (``--traceback`` shows the traceback);
+2 a usage error (unknown option, missing argument); 3 an internal error (a bug: please
+report it with the ``--traceback`` output); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayes_sarcoma._version import __version__
+from bayes_sarcoma.cli.console import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USER,
+    PROB,
+    PROG,
+    CommandError,
+    Console,
+)
+from bayes_sarcoma.cli.console import EXIT_USAGE as EXIT_USAGE
+from bayes_sarcoma.cli.demo import DEMO_FITS as DEMO_FITS
+from bayes_sarcoma.cli.demo import DEMO_TIMES as DEMO_TIMES
+from bayes_sarcoma.cli.demo import MODIFIER_TARGET_ACCEPT as MODIFIER_TARGET_ACCEPT
+from bayes_sarcoma.cli.demo import QUICK as QUICK
+from bayes_sarcoma.cli.demo import cmd_demo
+from bayes_sarcoma.cli.demo import headline_table as headline_table
+from bayes_sarcoma.cli.demo import write_report as write_report
+from bayes_sarcoma.cli.files import TABLE_SUFFIXES as TABLE_SUFFIXES
+from bayes_sarcoma.cli.files import fit_and_save, read_table, write_registry, write_table
+from bayes_sarcoma.data import schema
+
+EXAMPLES = """\
+examples:
+  bayes-sarcoma demo                                  # the NETSARC replication, end to end
+  bayes-sarcoma simulate --patients 9594 --seed 2026 -o registry.csv
+  bayes-sarcoma validate registry.csv --calibration
+  bayes-sarcoma fit registry.csv --endpoint LRFS -o lrfs.zarr
+  bayes-sarcoma fit registry.csv --endpoint OS --priors sceptical --draws 2000 -o os.zarr
+  bayes-sarcoma fit mytable.csv --time fu_months --event died --cluster hospital \\
+      --terms arm,age,stage -o mine.zarr
+  bayes-sarcoma summary lrfs.zarr
+  bayes-sarcoma predict lrfs.zarr new_patients.csv --times 12,24,60 --center new
+  bayes-sarcoma sensitivity registry.csv --endpoints LRFS,OS \\
+      --prior-sets weakly_informative,sceptical,vague -o sensitivity.csv
+  bayes-sarcoma report registry.csv --fits lrfs.zarr,os.zarr -o report.html
+
+exit codes: 0 ok, 1 bad input (the message says what and where), 2 usage,
+3 internal error (rerun with --traceback and report it), 130 interrupted.
+"""
+
+
+# -- console ---------------------------------------------------------------------------------
+def _show_warning(console: Console) -> Callable:
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"{PROG}: warning: {message}", file=console.err, flush=True)
+
+    return show
+
+
+# -- options ---------------------------------------------------------------------------------
+def _csv_list(text: str | None, convert: Callable = str) -> list | None:
+    if text is None:
+        return None
+    try:
+        return [convert(part.strip()) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise CommandError(f"cannot read {text!r} as a comma-separated list") from None
+
+
+# -- simulate and validate -------------------------------------------------------------------
+def cmd_simulate(args: argparse.Namespace, console: Console) -> int:
+    """Simulate a NETSARC-like registry; write it and its truth."""
+    import bayes_sarcoma as bs
+
+    with console.step(f"simulating {args.patients} patients"):
+        df = bs.simulate_registry(args.patients, seed=args.seed)
+    out, truth_path = write_registry(df, args.out)
+    console.print(
+        f"wrote {out}: {len(df)} patients, {df[schema.CENTER_ID].nunique()} centres "
+        f"({df.loc[df[schema.EXPERT], schema.CENTER_ID].nunique()} expert); "
+        f"the true parameters are in {truth_path}"
+    )
+    return EXIT_OK
+
+
+def _describe_registry(df: pd.DataFrame) -> str:
+    expert = df[schema.EXPERT].astype(bool)
+    dates = df[schema.SURGERY_DATE]
+    return (
+        f"{len(df)} patients, {df[schema.CENTER_ID].nunique()} centres "
+        f"({df.loc[expert, schema.CENTER_ID].nunique()} expert, {expert.mean():.0%} of "
+        f"patients), surgery {dates.min():%Y-%m-%d} to {dates.max():%Y-%m-%d}"
+    )
+
+
+def cmd_validate(args: argparse.Namespace, console: Console) -> int:
+    """Check a registry against the data contract."""
+    import bayes_sarcoma as bs
+
+    df = read_table(args.registry)
+    bs.validate_registry(df)
+    console.print(f"ok: {args.registry}: {_describe_registry(df)}")
+    if args.calibration:
+        console.print("", bs.format_calibration(df))
+    return EXIT_OK
+
+
+# -- fit -------------------------------------------------------------------------------------
+def build_model(args: argparse.Namespace):
+    """Return the :class:`~bayes_sarcoma.HierarchicalWeibull` the ``fit`` options describe.
+
+    A model spec (``--spec``) gives the starting options; each option given on the command
+    line overrides it; a prior set (``--priors``) replaces the spec's priors.
+    """
+    from bayes_sarcoma.model.hierarchical import HierarchicalWeibull
+    from bayes_sarcoma.model.specs import load_model_spec, load_prior_set
+
+    options: dict[str, Any] = {}
+    if args.spec:
+        options = load_model_spec(args.spec).build(args.endpoint).to_dict()
+    elif args.endpoint:
+        options["endpoint"] = args.endpoint
+    given = {
+        "time": args.time,
+        "event": args.event,
+        "cluster": args.cluster,
+        "id_column": args.id_column,
+        "terms": _csv_list(args.terms),
+        "categorical": _csv_list(args.categorical),
+        "effect_modifier": args.effect_modifier,
+        "baseline": args.baseline,
+        "entry": args.entry,
+    }
+    options.update({k: v for k, v in given.items() if v is not None})
+    if args.cluster == "none":
+        options["cluster"] = None
+    if args.priors:
+        options["priors"] = dict(load_prior_set(args.priors).priors)
+    if not options.get("endpoint") and not (options.get("time") and options.get("event")):
+        raise CommandError("give --endpoint (LRFS, RFS, OS), or --time and --event, or --spec")
+    return HierarchicalWeibull.from_dict(options)
+
+
+def _is_registry(df: pd.DataFrame) -> bool:
+    return set(schema.REQUIRED_COLUMNS) <= set(df.columns)
+
+
+def cmd_fit(args: argparse.Namespace, console: Console) -> int:
+    """Fit a model to a table and save the fit."""
+    import bayes_sarcoma as bs
+
+    model = build_model(args)
+    df = read_table(args.data)
+    if model.endpoint and _is_registry(df) and not args.no_validate:
+        bs.validate_registry(df)
+    dt = fit_and_save(model, df, args, console, Path(args.out))
+    console.print(f"wrote {args.out}", "", *_fit_summary(dt, prob=args.prob))
+    return EXIT_OK
+
+
+# -- summary ---------------------------------------------------------------------------------
+def _fmt_table(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
+    return df.to_string(float_format=lambda v: floatfmt.format(v))
+
+
+def _fit_summary(dt, *, prob: float) -> list[str]:
+    from bayes_sarcoma.inference.diagnose import diagnose
+    from bayes_sarcoma.predict.effects import effect_by_modifier, hazard_ratios
+
+    spec = json.loads(dt.attrs["model"])
+    post = dt["posterior"]
+    obs = dt["observed_data"]
+    n_chains, n_draws = post.sizes["chain"], post.sizes["draw"]
+    what = spec.get("endpoint") or f"{spec['time']} / {spec['event']}"
+    lines = [
+        f"{what}: {obs.sizes['patient']} patients, {int(obs['event'].sum())} events, "
+        f"{post.sizes.get('center', 0)} centres; {dt.attrs.get('sampler')} "
+        f"{n_chains} chains x {n_draws} draws",
+        "",
+        f"Hazard ratios (posterior median and {prob:.0%} interval; P(HR<1) = probability of "
+        "a lower hazard):",
+    ]
+    hr = hazard_ratios(dt, prob=prob)[["median", "lower", "upper", "prob_lt_1"]]
+    lines.append(_fmt_table(hr.rename(columns={"median": "HR", "prob_lt_1": "P(HR<1)"})))
+    if "center_sd" in post:
+        sd = post["center_sd"]
+        lo, hi = np.quantile(sd, [(1 - prob) / 2, (1 + prob) / 2])
+        lines.append(f"centre sd: {float(sd.median()):.3f} ({lo:.3f}-{hi:.3f})")
+    if spec.get("effect_modifier") and "treatment_hazard_ratio" in post:
+        by = effect_by_modifier(dt, prob=prob)
+        cols = [c for c in ("n_patients", "median", "lower", "upper", "prob_lt_1") if c in by]
+        lines += ["", f"{spec['treatment']} hazard ratio by {spec['effect_modifier']}:"]
+        lines.append(_fmt_table(by[cols].rename(columns={"median": "HR", "prob_lt_1": "P(HR<1)"})))
+    lines += ["", str(diagnose(dt))]
+    return lines
+
+
+def cmd_summary(args: argparse.Namespace, console: Console) -> int:
+    """Print a saved fit's hazard ratios and diagnostics."""
+    from bayes_sarcoma.model import io
+
+    meta = io.read_metadata(args.fit)
+    _, dt = io.load(args.fit, data=read_table(args.data) if args.data else None)
+    console.print(
+        f"{args.fit}: saved {meta['saved_at']} by bayes_sarcoma {meta['package_version']}"
+        + ("; the data match the fit" if args.data else ""),
+        *_fit_summary(dt, prob=args.prob),
+    )
+    return EXIT_OK
+
+
+# -- predict ---------------------------------------------------------------------------------
+def cmd_predict(args: argparse.Namespace, console: Console) -> int:
+    """Predict survival and median event-free time for new patients from a saved fit."""
+    from bayes_sarcoma.model import io
+    from bayes_sarcoma.predict.survival import predict_median, predict_survival, summarize
+
+    _, dt = io.load(args.fit)
+    patients = read_table(args.patients)
+    times = _csv_list(args.times, float)
+    surv = summarize(predict_survival(dt, patients, times, center=args.center), prob=args.prob)
+    surv.insert(1, "quantity", "survival")
+    med = summarize(predict_median(dt, patients, center=args.center), prob=args.prob)
+    med.insert(1, "quantity", "median_time")
+    med.insert(2, "time", np.nan)
+    table = pd.concat([surv, med], ignore_index=True)
+    if args.out:
+        write_table(table, args.out)
+        console.print(f"wrote {args.out}: {len(patients)} patients, {len(table)} rows")
+    else:
+        console.print(_fmt_table(table))
+    return EXIT_OK
+
+
+# -- sensitivity -----------------------------------------------------------------------------
+def cmd_sensitivity(args: argparse.Namespace, console: Console) -> int:
+    """Refit a grid of endpoints x prior sets and compare the expert effect."""
+    from bayes_sarcoma.study.sensitivity import prior_sensitivity
+
+    df = read_table(args.data)
+    result = prior_sensitivity(
+        df,
+        endpoints=_csv_list(args.endpoints),
+        prior_sets=_csv_list(args.prior_sets),
+        model_specs=_csv_list(args.specs),
+        draws=args.draws,
+        tune=args.tune,
+        chains=args.chains,
+        seed=args.seed,
+        power_scaling=not args.no_power_scaling,
+        prior_predictive=args.plot is not None,
+        scheduler=args.scheduler,
+        progress=not console.quiet,
+    )
+    table = result.table
+    if args.out:
+        write_table(table, args.out)
+        console.print(f"wrote {args.out}")
+    shown = table[table["quantity"].isin(["hr_expert", "median_diff_months"])]
+    console.print(_fmt_table(shown.reset_index(drop=True)))
+    if args.plot:
+        result.plot().savefig(args.plot, dpi=120)
+        console.print(f"wrote {args.plot}")
+    return EXIT_OK
+
+
+# -- report ----------------------------------------------------------------------------------
+def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    """Write the HTML report of a registry (fitting what is not given as saved fits)."""
+    from bayes_sarcoma.model import io
+    from bayes_sarcoma.report.analysis import analysis_report
+
+    df = read_table(args.registry)
+    fits = {}
+    for path in _csv_list(args.fits) or []:
+        model, dt = io.load(path, data=df)
+        if not model.endpoint:
+            raise CommandError(f"{path}: not a registry endpoint fit (no endpoint)")
+        fits[model.endpoint] = (model, dt)
+    endpoints = _csv_list(args.endpoints) or list(fits) or list(schema.ENDPOINTS)
+    with console.step(f"analysing {len(df)} patients for the report ({', '.join(endpoints)})"):
+        chosen = {"candidates": _csv_list(args.candidates)} if args.candidates else {}
+        report = analysis_report(
+            df,
+            args.out,
+            endpoints=[e.upper() for e in endpoints],
+            fits=fits,
+            **chosen,
+            draws=args.draws,
+            tune=args.tune,
+            chains=args.chains,
+            random_seed=args.seed,
+            figures_dir=args.figures,
+            progressbar=console.progressbar,
+        )
+    console.print(f"wrote {report.path}")
+    return EXIT_OK
+
+
+# -- the parser ------------------------------------------------------------------------------
+def _add_sampler_options(p: argparse.ArgumentParser, *, draws: int = 1000) -> None:
+    g = p.add_argument_group("sampler")
+    g.add_argument("--draws", type=int, default=draws, help="draws per chain (default %(default)s)")
+    g.add_argument("--tune", type=int, default=1000, help="tuning steps per chain (%(default)s)")
+    g.add_argument("--chains", type=int, default=4, help="chains (default %(default)s)")
+    g.add_argument("--seed", type=int, default=2026, help="random seed (default %(default)s)")
+    g.add_argument(
+        "--sampler", choices=("nutpie", "pymc", "numpyro"), default="nutpie", help="NUTS engine"
+    )
+    g.add_argument(
+        "--target-accept", type=float, default=0.8, help="raise (e.g. 0.95) after divergences"
+    )
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """Return the ``bayes-sarcoma`` argument parser."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--traceback", action="store_true", help="show tracebacks of errors")
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Bayesian hierarchical Weibull survival models for multi-centre cancer\n"
+        "registries: does surgery at an expert sarcoma centre lengthen LRFS, RFS and OS?\n"
+        "Run `bayes-sarcoma <command> --help` for a command's options and examples.",
+        epilog=EXAMPLES,
+        formatter_class=fmt,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+
+    def command(name: str, func: Callable, help: str, epilog: str = "") -> argparse.ArgumentParser:
+        p = sub.add_parser(
+            name, help=help, description=help, parents=[common], epilog=epilog, formatter_class=fmt
+        )
+        p.set_defaults(func=func)
+        return p
+
+    p = command(
+        "demo",
+        cmd_demo,
+        "simulate the NETSARC registry, fit LRFS/RFS/OS, write the report and fits, print "
+        "the headline table",
+        "example:\n  bayes-sarcoma demo --out out/demo\n  bayes-sarcoma demo --quick",
+    )
+    p.add_argument("--patients", type=int, default=schema.PUBLISHED["n_patients"])
+    p.add_argument("--out", "-o", default="out/demo", help="output folder (%(default)s)")
+    p.add_argument("--quick", action="store_true", help="2000 patients, 2 x 300 draws (a check)")
+    p.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    _add_sampler_options(p)
+
+    p = command(
+        "simulate",
+        cmd_simulate,
+        "simulate a NETSARC-like registry (dates, covariates, derived endpoints)",
+        "example:\n  bayes-sarcoma simulate --patients 9594 --seed 2026 -o registry.csv",
+    )
+    p.add_argument("--patients", type=int, default=schema.PUBLISHED["n_patients"])
+    p.add_argument("--seed", type=int, default=2026)
+    p.add_argument("--out", "-o", required=True, help="registry file (.csv or .parquet)")
+
+    p = command(
+        "validate",
+        cmd_validate,
+        "check a registry against the data contract (names every broken rule and its rows)",
+        "example:\n  bayes-sarcoma validate registry.csv --calibration",
+    )
+    p.add_argument("registry", help="registry file (.csv or .parquet)")
+    p.add_argument(
+        "--calibration", action="store_true", help="also print crude medians vs NETSARC's"
+    )
+
+    p = command(
+        "fit",
+        cmd_fit,
+        "fit a hierarchical Weibull model and save it (.zarr folder or .nc file)",
+        "examples:\n  bayes-sarcoma fit registry.csv --endpoint LRFS -o lrfs.zarr\n"
+        "  bayes-sarcoma fit registry.csv --spec netsarc_margin_interaction --endpoint LRFS "
+        "-o lrfs_margin.zarr\n"
+        "  bayes-sarcoma fit trial.csv --time years --event died --cluster site "
+        "--terms arm,age -o trial.zarr",
+    )
+    p.add_argument("data", help="table (.csv or .parquet)")
+    p.add_argument("--out", "-o", required=True, help="fit file (.zarr or .nc)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing fit file")
+    g = p.add_argument_group("model")
+    g.add_argument("--endpoint", type=str.upper, choices=tuple(schema.ENDPOINTS))
+    g.add_argument("--spec", help="model specification: a name in models/ or a .toml file")
+    g.add_argument("--priors", help="prior set: a name in models/priors/ or a .toml file")
+    g.add_argument("--terms", help="comma-separated covariate columns")
+    g.add_argument("--categorical", help="comma-separated numeric columns to treat as categories")
+    g.add_argument("--effect-modifier", help="e.g. margin: the expert effect per level")
+    g.add_argument("--baseline", choices=("weibull", "exponential"))
+    g.add_argument("--time", help="time column (your own table)")
+    g.add_argument("--event", help="event column, 0/1 (your own table)")
+    g.add_argument("--cluster", help="centre column, or 'none'")
+    g.add_argument("--entry", help="delayed-entry time column")
+    g.add_argument("--id-column", help="patient id column")
+    g.add_argument("--no-validate", action="store_true", help="skip the registry checks")
+    p.add_argument("--prob", type=float, default=PROB, help="interval probability (%(default)s)")
+    _add_sampler_options(p)
+
+    p = command(
+        "summary",
+        cmd_summary,
+        "print a saved fit's hazard ratios, effect by modifier and diagnostics",
+        "example:\n  bayes-sarcoma summary lrfs.zarr --data registry.csv",
+    )
+    p.add_argument("fit", help="fit file (.zarr or .nc)")
+    p.add_argument("--data", help="the fitting table: checked against the fit's fingerprint")
+    p.add_argument("--prob", type=float, default=PROB, help="interval probability (%(default)s)")
+
+    p = command(
+        "predict",
+        cmd_predict,
+        "predict survival and median event-free time for patients from a saved fit",
+        "example:\n  bayes-sarcoma predict lrfs.zarr patients.csv --times 12,24,60 "
+        "--center known -o predictions.csv",
+    )
+    p.add_argument("fit", help="fit file (.zarr or .nc)")
+    p.add_argument("patients", help="table of patients with the model's columns")
+    p.add_argument("--times", default="12,24,60", help="comma-separated times (%(default)s)")
+    p.add_argument(
+        "--center",
+        choices=("new", "known", "typical"),
+        default="new",
+        help="new: a centre not in the fit (default); known: the patient's own centre; "
+        "typical: centre effect 0",
+    )
+    p.add_argument("--prob", type=float, default=PROB, help="interval probability (%(default)s)")
+    p.add_argument("--out", "-o", help="write the table here (.csv or .parquet)")
+
+    p = command(
+        "sensitivity",
+        cmd_sensitivity,
+        "refit a grid of endpoints x prior sets and compare the expert-centre effect",
+        "example:\n  bayes-sarcoma sensitivity registry.csv --endpoints LRFS,OS "
+        "--prior-sets weakly_informative,sceptical,vague -o sensitivity.csv",
+    )
+    p.add_argument("data", help="registry (.csv or .parquet)")
+    p.add_argument("--endpoints", default="LRFS,RFS,OS", help="comma-separated (%(default)s)")
+    p.add_argument(
+        "--prior-sets", required=True, help="comma-separated prior-set names or .toml files"
+    )
+    p.add_argument("--specs", help="comma-separated model specs (default netsarc_weibull)")
+    p.add_argument("--scheduler", help="serial, processes, or a Dask scheduler address")
+    p.add_argument("--no-power-scaling", action="store_true", help="skip power-scaling")
+    p.add_argument("--out", "-o", help="write the tidy table here (.csv or .parquet)")
+    p.add_argument("--plot", help="write the comparison figure here (.png)")
+    _add_sampler_options(p)
+
+    p = command(
+        "report",
+        cmd_report,
+        "write the HTML report of a registry: headline, Table 1, hazard ratios, standardized "
+        "survival, effect by margin, diagnostics, PPC, model comparison, centres",
+        "examples:\n  bayes-sarcoma report registry.csv -o report.html\n"
+        "  bayes-sarcoma report registry.csv --fits lrfs.zarr,rfs.zarr,os.zarr "
+        "--candidates weibull -o report.html",
+    )
+    p.add_argument("registry", help="registry (.csv or .parquet)")
+    p.add_argument("--out", "-o", required=True, help="the HTML file")
+    p.add_argument("--fits", help="comma-separated saved main fits to reuse (not refitted)")
+    p.add_argument("--endpoints", help="comma-separated (default: those of --fits, or all)")
+    p.add_argument(
+        "--candidates",
+        help="comma-separated models compared per endpoint (default: weibull, exponential, "
+        "no centre effects, expert x margin)",
+    )
+    p.add_argument("--figures", help="also write every figure to this folder (PNG)")
+    _add_sampler_options(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code (see the module docstring).
+
+    Examples
+    --------
+    >>> main(["validate", "registry.csv"])                               # doctest: +SKIP
+    0
+    """
+    parser = make_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version (0) and usage errors (2)
+        return int(exit_.code or 0)
+    console = Console(quiet=args.quiet)
+    where = f"{PROG} {args.command}"
+    try:
+        with warnings.catch_warnings():
+            # An application shows its warnings (one line each), whatever the caller's
+            # filters say; library deprecations are for developers, not users.
+            warnings.resetwarnings()
+            warnings.simplefilter("default")
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.showwarning = _show_warning(console)
+            return args.func(args, console)
+    except KeyboardInterrupt:
+        print(f"{where}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (ValueError, OSError) as err:  # RegistryError, PriorError, SpecError, FitFileError
+        if args.traceback:
+            traceback.print_exc()
+        print(f"{where}: error: {err}", file=sys.stderr)
+        return EXIT_USER
+    except Exception as err:
+        if args.traceback:
+            traceback.print_exc()
+        print(
+            f"{where}: internal error: {type(err).__name__}: {err} "
+            "(rerun with --traceback and report it)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,524 @@
+"""``HierarchicalWeibull``: the hierarchical Weibull proportional-hazards model.
+
+For patient i in centre c (DESIGN.md section 3)::
+
+    eta_i = beta_0 + x_i . beta + u_c,    u_c ~ Normal(0, sigma_u)
+    h(t)  = alpha t^(alpha-1) exp(eta),   S(t) = exp(-t^alpha exp(eta))
+
+The class only orchestrates: :mod:`~bayes_sarcoma.data.design` codes the covariates,
+:mod:`~bayes_sarcoma.data.prepare` checks and lays out the table,
+:mod:`~bayes_sarcoma.model.graph` builds the PyMC model, :mod:`~bayes_sarcoma.inference.sampling`
+compiles (once per structure) and samples, :mod:`~bayes_sarcoma.model.posterior` writes the
+DataTree. Expert status is a centre-level attribute, so its effect is identified by
+comparing centres; the model checks that the flag never varies within a centre.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayes_sarcoma.data import schema
+from bayes_sarcoma.data.design import Design
+from bayes_sarcoma.data.endpoints import derive_endpoints
+from bayes_sarcoma.data.prepare import (
+    HALF_DAY_MONTHS,
+    Columns,
+    Prepared,
+    check_cluster_level,
+    check_outcome,
+    data_warnings,
+    prepare,
+    resolve_table,
+)
+from bayes_sarcoma.data.validation import validate_registry
+from bayes_sarcoma.inference.diagnose import diagnose
+from bayes_sarcoma.inference.sampling import CompiledModel, get_compiled, run_sampler
+from bayes_sarcoma.model.graph import Structure, build_model, pack_data
+from bayes_sarcoma.model.posterior import build_datatree, internal_parameters, user_scale_posterior
+from bayes_sarcoma.model.priors import PriorPlan, merge_priors, plan_priors, priors_to_dict
+
+BASELINES = ("weibull", "exponential")
+#: Default of ``cluster``, ``id_column`` and ``treatment``: chosen from the data/terms.
+AUTO = "auto"
+
+
+@dataclass(frozen=True)
+class FitReference:
+    """What a fitted model lays new data out against."""
+
+    center_ids: np.ndarray
+    modifier_levels: tuple
+    t_ref: float
+
+
+class SamplerWarning(UserWarning):
+    """The sampler reported a problem (divergences, tree depth, poor convergence)."""
+
+
+class HierarchicalWeibull:
+    """Weibull proportional-hazards model with a random intercept per centre.
+
+    Parameters
+    ----------
+    endpoint : {"LRFS", "RFS", "OS"}, optional
+        Fit a registry endpoint: reads ``<endpoint>_months`` / ``<endpoint>_event`` (derived
+        from the dates if absent), clusters by ``center_id``, ids from ``patient_id``, and the
+        default terms ``expert_center, age, sex, tumor_size_cm, grade, depth, margin``.
+    time, event : str, optional
+        Any table: the follow-up time column (> 0; the time unit of the results) and the
+        event column (0/1 or bool). Override the endpoint's columns.
+    cluster : str or None, optional
+        Cluster (centre) column. ``"auto"``: ``center_id`` with an endpoint, else none.
+    terms : sequence of str, optional
+        Covariate columns (see :class:`~bayes_sarcoma.data.design.Design` for the coding).
+    priors : mapping, optional
+        Priors merged over :data:`~bayes_sarcoma.model.priors.DEFAULT_PRIORS`, e.g.
+        ``{"beta:expert_center": Prior("Normal", mu=0, sigma=0.2)}``.
+    entry : str, optional
+        Delayed-entry (left-truncation) time column.
+    id_column : str or None, optional
+        Column of patient ids (the ``patient`` coordinate). ``"auto"``: ``patient_id``
+        when present, else the index.
+    baseline : {"weibull", "exponential"}
+        ``"exponential"`` fixes the shape at 1 (no ``shape`` in the posterior).
+    center_effects : bool
+        Include the centre random intercept.
+    treatment : str or None
+        The treatment term (``"auto"``: ``expert_center`` when it is a term): checked to be
+        constant within centres, and the term whose effect ``effect_modifier`` modifies.
+    effect_modifier : str, optional
+        A categorical column (e.g. ``"margin"``): the treatment effect gets a partially
+        pooled deviation per level, ``delta_m ~ Normal(0, interaction_sd)``.
+    categorical, reference, levels
+        Passed to :meth:`~bayes_sarcoma.data.design.Design.learn`.
+    parameterization : {"auto", "centered", "noncentered"}
+        Centre effects' parameterisation; ``"auto"`` partially centres each centre by
+        its number of events (:mod:`bayes_sarcoma.model.graph`).
+    center_sd_guess : float, optional
+        The guess of ``sigma_u`` that ``"auto"`` uses (default: a quick moment estimate
+        from the data).
+    zero_time : float or None
+        What a time of exactly 0 becomes (default half a day in months); ``None``: error.
+    t_ref : float, optional
+        The reference time of the intercept's prior (see :mod:`bayes_sarcoma.model.priors`),
+        in the data's time unit. Default: the median observed time of the fitting data, a
+        data-dependent choice; fix it when the prior must not depend on the data (SBC,
+        comparing fits of different data under one prior).
+
+    Examples
+    --------
+    >>> import bayes_sarcoma as bs
+    >>> df = bs.simulate_registry(2000, seed=1)                       # doctest: +SKIP
+    >>> model = bs.HierarchicalWeibull("OS")                          # doctest: +SKIP
+    >>> dt = model.fit(df, draws=500, tune=500, random_seed=1)        # doctest: +SKIP
+    >>> bs.hazard_ratios(dt).loc["expert_center"]                  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        *,
+        time: str | None = None,
+        event: str | None = None,
+        cluster: str | None = AUTO,
+        terms: Sequence[str] | None = None,
+        priors: Mapping[str, Any] | None = None,
+        entry: str | None = None,
+        id_column: str | None = AUTO,
+        baseline: str = "weibull",
+        center_effects: bool = True,
+        treatment: str | None = AUTO,
+        effect_modifier: str | None = None,
+        categorical: Sequence[str] = (),
+        reference: Mapping[str, Any] | None = None,
+        levels: Mapping[str, Sequence] | None = None,
+        parameterization: str = "auto",
+        center_sd_guess: float | None = None,
+        zero_time: float | None = HALF_DAY_MONTHS,
+        t_ref: float | None = None,
+    ):
+        if endpoint is not None:
+            endpoint = str(endpoint).upper()
+            e_time, e_event = schema.endpoint_columns(endpoint)
+            time = time or e_time
+            event = event or e_event
+            terms = schema.DEFAULT_TERMS if terms is None else terms
+            if cluster == AUTO:
+                cluster = schema.CENTER_ID
+        if time is None or event is None:
+            raise ValueError("give an endpoint ('LRFS', 'RFS', 'OS') or both time= and event=")
+        if cluster == AUTO:
+            cluster = None
+        if baseline not in BASELINES:
+            raise ValueError(f"baseline={baseline!r}: choose one of {BASELINES}")
+        terms = tuple(terms or ())
+        if treatment == AUTO:
+            treatment = schema.EXPERT if schema.EXPERT in terms else None
+        if effect_modifier is not None and treatment is None:
+            raise ValueError("effect_modifier needs a treatment term (treatment=...)")
+        if treatment is not None and treatment not in terms:
+            raise ValueError(f"treatment={treatment!r} must be one of the terms {list(terms)}")
+        self.endpoint = endpoint
+        self.time = time
+        self.event = event
+        self.cluster = cluster if center_effects else None
+        self.terms = terms
+        self.priors = merge_priors(priors)
+        self.entry = entry
+        self.id_column = id_column
+        self.baseline = baseline
+        self.center_effects = bool(center_effects and cluster)
+        self.treatment = treatment
+        self.effect_modifier = effect_modifier
+        self.categorical = tuple(categorical)
+        self.reference = dict(reference or {})
+        self.levels = {k: list(v) for k, v in (levels or {}).items()}
+        self.parameterization = parameterization
+        self.center_sd_guess = center_sd_guess
+        self.zero_time = zero_time
+        self.t_ref = None if t_ref is None else float(t_ref)
+        # Learnt at fit time:
+        self.design_: Design | None = None
+        self.prepared_: Prepared | None = None
+        self.reference_: FitReference | None = None
+        self.structure_: Structure | None = None
+
+    # -- specification -----------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Return the model's specification (JSON/TOML friendly; see :meth:`from_dict`)."""
+        return {
+            "endpoint": self.endpoint,
+            "time": self.time,
+            "event": self.event,
+            "cluster": self.cluster,
+            "terms": list(self.terms),
+            "priors": priors_to_dict(self.priors),
+            "entry": self.entry,
+            "id_column": self.id_column,
+            "baseline": self.baseline,
+            "center_effects": self.center_effects,
+            "treatment": self.treatment,
+            "effect_modifier": self.effect_modifier,
+            "categorical": list(self.categorical),
+            "reference": self.reference,
+            "levels": self.levels,
+            "parameterization": self.parameterization,
+            "center_sd_guess": self.center_sd_guess,
+            "zero_time": self.zero_time,
+            "t_ref": self.t_ref,
+        }
+
+    @classmethod
+    def from_dict(cls, spec: Mapping[str, Any]) -> HierarchicalWeibull:
+        """Build a model from :meth:`to_dict`'s output."""
+        spec = dict(spec)
+        unknown = set(spec) - set(cls(time="time", event="event").to_dict())
+        if unknown:
+            raise ValueError(f"unknown model specification keys: {sorted(unknown)}")
+        endpoint = spec.pop("endpoint", None)
+        return cls(endpoint, **spec)
+
+    def __repr__(self) -> str:
+        what = self.endpoint or f"time={self.time!r}, event={self.event!r}"
+        return (
+            f"HierarchicalWeibull({what}, terms={list(self.terms)}, cluster={self.cluster!r}, "
+            f"baseline={self.baseline!r}, effect_modifier={self.effect_modifier!r})"
+        )
+
+    # -- data --------------------------------------------------------------------------
+    def columns(self, data: pd.DataFrame) -> Columns:
+        """Return the columns this model reads from ``data``."""
+        id_column = self.id_column
+        if id_column == AUTO:
+            id_column = schema.PATIENT_ID if schema.PATIENT_ID in data.columns else None
+        return Columns(
+            time=self.time,
+            event=self.event,
+            cluster=self.cluster,
+            entry=self.entry,
+            terms=self.terms,
+            id_column=id_column,
+            treatment=self.treatment,
+            effect_modifier=self.effect_modifier,
+        )
+
+    def _with_endpoints(self, data: pd.DataFrame) -> pd.DataFrame:
+        """Derive the registry endpoints from the dates when a registry lacks them."""
+        if self.endpoint and self.time not in data.columns and schema.SURGERY_DATE in data.columns:
+            return derive_endpoints(data)
+        return data
+
+    def prepare(self, data: pd.DataFrame, *, learn: bool = False) -> Prepared:
+        """Check ``data`` and lay it out for the model (learning the coding if ``learn``)."""
+        data = self._with_endpoints(data)
+        cols = self.columns(data)
+        resolve_table(data, cols)
+        if learn:
+            self.design_ = Design.learn(
+                data,
+                self.terms,
+                categorical=self.categorical,
+                reference=self.reference,
+                levels=self.levels,
+                id_column=cols.id_column,
+            )
+            if self.treatment and self.cluster:
+                check_cluster_level(data, self.cluster, self.treatment, cols.id_column)
+            check_outcome(data, cols)
+            data_warnings(data, cols, self.design_)
+        if learn and self.endpoint and set(schema.REQUIRED_COLUMNS) <= set(data.columns):
+            # A full registry: hold it to the whole data contract, not only the columns used.
+
+            validate_registry(data)
+        ref = None if learn else self.fit_reference
+        return prepare(
+            data,
+            cols,
+            self.design,
+            zero_time=self.zero_time,
+            centers=None if ref is None else ref.center_ids,
+            modifier_levels=None if ref is None else ref.modifier_levels,
+            parameterization=self.parameterization,
+            center_sd_guess=self.center_sd_guess,
+            t_ref=self.t_ref if ref is None else ref.t_ref,
+        )
+
+    @property
+    def fit_reference(self) -> FitReference:
+        """What new data are laid out against: the fit's centres, modifier levels, ``t_ref``."""
+        if self.reference_ is None:
+            raise RuntimeError(
+                "the model has not been fitted yet: call .fit(data) first, or rebuild it from "
+                "a fit with HierarchicalWeibull.from_datatree(dt)"
+            )
+        return self.reference_
+
+    @classmethod
+    def from_datatree(cls, dt: xr.DataTree) -> HierarchicalWeibull:
+        """Rebuild the fitted model (specification, coding, centres) from a fit's DataTree.
+
+        Predictions then work without refitting.
+        """
+        try:
+            spec = json.loads(dt.attrs["model"])
+            design = json.loads(dt.attrs["design"])
+        except KeyError as err:
+            raise ValueError(
+                f"this DataTree was not written by HierarchicalWeibull.fit (no {err} in attrs)"
+            ) from None
+        model = cls.from_dict(spec)
+        model.design_ = Design.from_dict(design)
+        post = dt["posterior"] if "posterior" in dt.children else dt["prior"]
+        centers = post["center"].to_numpy() if "center" in post.coords else np.array([])
+        modifier = spec.get("effect_modifier")
+        levels = tuple(post[modifier].to_numpy().tolist()) if modifier else ()
+        model.reference_ = FitReference(centers, levels, float(dt.attrs["t_ref"]))
+        return model
+
+    @property
+    def design(self) -> Design:
+        """The covariate coding learnt by :meth:`fit`."""
+        if self.design_ is None:
+            raise RuntimeError("the model has not been fitted yet: call .fit(data) first")
+        return self.design_
+
+    # -- model -------------------------------------------------------------------------
+    def _plan(self) -> PriorPlan:
+        return plan_priors(self.priors, self.design.labels, self.design.scale)
+
+    def _structure(self, prepared: Prepared, plan: PriorPlan) -> Structure:
+        return Structure(
+            n_terms=len(self.design.labels),
+            n_centers=len(prepared.center_ids) if self.cluster else 0,
+            exponential=self.baseline == "exponential",
+            has_entry=self.entry is not None,
+            n_modifier_levels=len(prepared.modifier_levels),
+            priors=plan.structure,
+            center_terms=prepared.center_terms if self.cluster else (),
+        )
+
+    def compiled(self, data: pd.DataFrame) -> tuple[CompiledModel, dict[str, np.ndarray]]:
+        """Learn the coding from ``data`` and return the (cached) model and its data values."""
+        prepared = self.prepare(data, learn=True)
+        self.prepared_ = prepared
+        self.reference_ = FitReference(
+            prepared.center_ids, prepared.modifier_levels, prepared.t_ref
+        )
+        plan = self._plan()
+        structure = self._structure(prepared, plan)
+        self.structure_ = structure
+        values = pack_data(structure, prepared.arrays, plan)
+        entry = get_compiled(structure, lambda: build_model(structure, values, plan, self.priors))
+        return entry, values
+
+    def build_model(self, data: pd.DataFrame):
+        """Return the PyMC model for ``data`` (its data set to ``data``), for inspection."""
+        import pymc as pm
+
+        entry, values = self.compiled(data)
+        known = {var.name for var in entry.model.data_vars}
+        with entry.model:
+            pm.set_data({k: v for k, v in values.items() if k in known})
+        return entry.model
+
+    def fit(
+        self,
+        data: pd.DataFrame,
+        *,
+        draws: int = 1000,
+        tune: int = 1000,
+        chains: int = 4,
+        random_seed: int | None = None,
+        progressbar: bool = True,
+        sampler: str = "nutpie",
+        target_accept: float = 0.8,
+        max_treedepth: int = 10,
+        cores: int | None = None,
+        log_likelihood: bool = True,
+        **sampler_kwargs: Any,
+    ) -> xr.DataTree:
+        """Sample the posterior and return the results DataTree (DESIGN.md section 4).
+
+        Parameters
+        ----------
+        data : pandas.DataFrame
+            The table (a registry, or any clustered survival table); never modified.
+        draws, tune, chains : int
+            Posterior draws and tuning steps per chain, and the number of chains.
+        random_seed : int, optional
+            Seed; the same seed gives the same posterior (a fresh one is drawn and stored
+            in ``dt.attrs["random_seed"]`` when omitted).
+        progressbar : bool
+            Show the sampler's progress.
+        sampler : {"nutpie", "pymc", "numpyro"}
+            The NUTS implementation.
+        target_accept, max_treedepth : float, int
+            NUTS settings; raise ``target_accept`` (e.g. 0.95) after divergences.
+        cores : int, optional
+            Chains run in parallel on this many cores.
+        log_likelihood : bool
+            Store the pointwise log-likelihood (needed by LOO; chains x draws x patients
+            floats).
+        **sampler_kwargs
+            Passed to the sampler.
+
+        Returns
+        -------
+        xarray.DataTree
+            ``posterior``, ``sample_stats``, ``observed_data``, ``constant_data`` and
+            ``log_likelihood``; the specification and coding in ``attrs``.
+        """
+        entry, values = self.compiled(data)
+        if random_seed is None:
+            random_seed = int(np.random.default_rng().integers(2**31 - 1))
+        out = run_sampler(
+            entry,
+            values,
+            sampler=sampler,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            cores=cores,
+            random_seed=random_seed,
+            progressbar=progressbar,
+            target_accept=target_accept,
+            max_treedepth=max_treedepth,
+            **sampler_kwargs,
+        )
+        plan = self._plan()
+        internal = internal_parameters(out.draws, plan.beta_groups, len(self.design.labels))
+        post = user_scale_posterior(internal, self.design, self.prepared_, self.treatment)
+        attrs = {
+            "model": self.to_dict(),
+            "design": self.design.to_dict(),
+            "t_ref": self.prepared_.t_ref,
+            "center_weight": self.prepared_.center_weight.tolist(),
+            "sampler": out.sampler,
+            "random_seed": random_seed,
+            "compile_seconds": out.compile_seconds,
+            "sampling_seconds": out.sampling_seconds,
+            "n_zero_times": self.prepared_.n_zero_times,
+        }
+        dt = build_datatree(
+            post,
+            self.prepared_,
+            self.design,
+            out.sample_stats,
+            modifier=self.effect_modifier,
+            exponential=self.baseline == "exponential",
+            log_likelihood=log_likelihood,
+            attrs=attrs,
+        )
+        self._warn_sampler(dt)
+        return dt
+
+    def sample_prior(
+        self, data: pd.DataFrame, *, draws: int = 1000, random_seed: int | None = None
+    ) -> xr.DataTree:
+        """Draw the parameters from their prior, on the user's scale, for ``data``.
+
+        The prior of the intercept is on the reference-time scale of ``data`` (see
+        :mod:`bayes_sarcoma.model.priors`), so the prior depends on the data only through
+        ``t_ref`` and the covariate means and sds. Returns a DataTree whose ``prior`` group
+        has the posterior's names and dims (one chain), plus ``constant_data``.
+        """
+        import pymc as pm
+
+        entry, values = self.compiled(data)
+        known = {var.name for var in entry.model.data_vars}
+        with entry.model, warnings.catch_warnings():
+            # Potentials (the likelihood) are rightly ignored when sampling the prior.
+            warnings.filterwarnings("ignore", message=".*[Pp]otential.*", category=UserWarning)
+            pm.set_data({k: v for k, v in values.items() if k in known})
+            prior = pm.sample_prior_predictive(
+                draws=draws, var_names=entry.free_names, random_seed=random_seed
+            )
+        raw = {name: prior["prior"][name].to_numpy() for name in entry.free_names}
+        plan = self._plan()
+        internal = internal_parameters(raw, plan.beta_groups, len(self.design.labels))
+        post = user_scale_posterior(internal, self.design, self.prepared_, self.treatment)
+        stats = xr.Dataset(coords={"chain": [0], "draw": np.arange(draws)})
+        dt = build_datatree(
+            post,
+            self.prepared_,
+            self.design,
+            stats,
+            modifier=self.effect_modifier,
+            exponential=self.baseline == "exponential",
+            log_likelihood=False,
+            attrs={
+                "model": self.to_dict(),
+                "design": self.design.to_dict(),
+                "t_ref": self.prepared_.t_ref,
+            },
+        )
+        tree = xr.DataTree.from_dict(
+            {
+                "prior": dt["posterior"].dataset,
+                "constant_data": dt["constant_data"].dataset,
+                "observed_data": dt["observed_data"].dataset,
+            }
+        )
+        tree.attrs = dict(dt.attrs)
+        return tree
+
+    @staticmethod
+    def _warn_sampler(dt: xr.DataTree) -> None:
+
+        diagnosis = diagnose(dt)
+        if not diagnosis.ok:
+            warnings.warn(
+                "the sampler's run is not reliable yet:\n- "
+                + "\n- ".join(diagnosis.messages)
+                + "\n(bayes_sarcoma.inference.diagnose.diagnose(dt) shows the whole table)",
+                SamplerWarning,
+                stacklevel=3,
+            )
