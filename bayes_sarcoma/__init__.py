@@ -12,7 +12,7 @@ A model class specifies and fits; everything after the fit is a free function of
 Examples
 --------
 >>> import bayes_sarcoma as bs
->>> df = bs.simulate_registry(2000, seed=1)
+>>> df = bs.simulate_registry(2000, random_seed=1)
 >>> sorted(df.attrs["truth"])
 ['LRFS', 'OS', 'RFS']
 """

@@ -33,9 +33,9 @@ def options(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="1500 patients, OS, 2 x 100 draws")
     p.add_argument("--out", type=Path, default=Path("out/examples"))
     args = p.parse_args(argv)
-    args.seed, args.tune, args.chains, args.scheduler = 2026, 1000, 4, None
+    args.random_seed, args.tune, args.chains, args.scheduler = 2026, 1000, 4, None
     if args.quick:  # one endpoint, in this process (no Dask cluster)
-        args.patients, args.seed, args.tune, args.chains = 1500, 7, 150, 2
+        args.patients, args.random_seed, args.tune, args.chains = 1500, 7, 150, 2
         args.draws, args.endpoints, args.scheduler = min(args.draws, 100), "OS", "serial"
     args.out.mkdir(parents=True, exist_ok=True)
     return args
@@ -44,7 +44,7 @@ def options(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None):
     args = options(argv)
     matplotlib.use("Agg")
-    df = bs.simulate_registry(args.patients, seed=args.seed)
+    df = bs.simulate_registry(args.patients, random_seed=args.random_seed)
     result = prior_sensitivity(
         df,
         endpoints=args.endpoints.split(","),
@@ -52,7 +52,7 @@ def main(argv: Sequence[str] | None = None):
         draws=args.draws,
         tune=args.tune,
         chains=args.chains,
-        seed=1,
+        random_seed=1,
         scheduler=args.scheduler,
         progress=not args.quick,
         prior_draws=200 if args.quick else 400,

@@ -32,9 +32,9 @@ def options(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="1500 patients, 2 x 100 draws")
     p.add_argument("--out", type=Path, default=Path("out/examples"))
     args = p.parse_args(argv)
-    args.seed, args.tune, args.chains = 2026, 1000, 4
-    if args.quick:  # the test suite's registry (seed 7) and tiny draws
-        args.patients, args.seed, args.tune, args.chains = 1500, 7, 150, 2
+    args.random_seed, args.tune, args.chains = 2026, 1000, 4
+    if args.quick:  # the test suite's registry (random_seed 7) and tiny draws
+        args.patients, args.random_seed, args.tune, args.chains = 1500, 7, 150, 2
         args.draws = min(args.draws, 100)
     args.out.mkdir(parents=True, exist_ok=True)
     return args
@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None):
     matplotlib.use("Agg")  # write PNG files; no window
 
     # 1. A registry with known truth, checked against the data contract.
-    df = bs.simulate_registry(args.patients, seed=args.seed)
+    df = bs.simulate_registry(args.patients, random_seed=args.random_seed)
     bs.validate_registry(df)
 
     # 2. Fit: Weibull PH, random intercept per centre, the default terms and priors.

@@ -48,9 +48,9 @@ def options(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="1500 patients, 2 x 100 draws")
     p.add_argument("--out", type=Path, default=Path("out/examples"))
     args = p.parse_args(argv)
-    args.seed, args.tune, args.chains = 2026, 1000, 4
+    args.random_seed, args.tune, args.chains = 2026, 1000, 4
     if args.quick:
-        args.patients, args.seed, args.tune, args.chains = 1500, 7, 150, 2
+        args.patients, args.random_seed, args.tune, args.chains = 1500, 7, 150, 2
         args.draws = min(args.draws, 100)
     args.out.mkdir(parents=True, exist_ok=True)
     return args
@@ -137,7 +137,7 @@ def main(argv: Sequence[str] | None = None):
     if args.fit:
         model, dt = load(args.fit)
     else:
-        df = bs.simulate_registry(args.patients, seed=args.seed)
+        df = bs.simulate_registry(args.patients, random_seed=args.random_seed)
         model = bs.HierarchicalWeibull("OS")
         dt = model.fit(
             df,

@@ -119,8 +119,10 @@ def main():
         "death": {"intercept": p[2]},
     }
     rows = []
-    for seed in range(args.seeds):
-        df = simulate.simulate_registry(seed=seed, causes=overrides, pseudo_truth=False)
+    for random_seed in range(args.seeds):
+        df = simulate.simulate_registry(
+            random_seed=random_seed, causes=overrides, pseudo_truth=False
+        )
         row = []
         for e in ("LRFS", "RFS"):
             tcol, ecol = {

@@ -27,10 +27,10 @@ from bayes_sarcoma.simulate import truth
 N_PATIENTS = 1_000_000
 
 
-def build(n_patients: int = N_PATIENTS, seed: int = simulate.PSEUDO_TRUTH_SEED) -> dict:
+def build(n_patients: int = N_PATIENTS, random_seed: int = simulate.PSEUDO_TRUTH_SEED) -> dict:
     cfg = simulate.make_config()
     part = simulate.pseudo_truth_config(cfg)
-    endpoints = simulate.compute_pseudo_truth(cfg, n_patients, seed)
+    endpoints = simulate.compute_pseudo_truth(cfg, n_patients, random_seed)
     return {
         "description": (
             "Pseudo-true Weibull PH parameters (months; per year of age, per cm) of LRFS "
@@ -39,7 +39,7 @@ def build(n_patients: int = N_PATIENTS, seed: int = simulate.PSEUDO_TRUTH_SEED) 
             "se = Monte Carlo standard error. Written by scripts/compute_pseudo_truth.py."
         ),
         "n_patients": n_patients,
-        "seed": seed,
+        "random_seed": random_seed,
         "config_hash": truth.config_hash(part),
         "config": part,
         "endpoints": endpoints,

@@ -9,7 +9,7 @@ Writes, under ``--out`` (default ``docs/_static``):
 
 Usage::
 
-    .venv/bin/python scripts/run_sbc.py --replicates 200 --seed 2018
+    .venv/bin/python scripts/run_sbc.py --replicates 200 --random-seed 2018
     .venv/bin/python scripts/run_sbc.py --replicates 200 --parameterization noncentered
 
 Replicates run on the Dask runner (``--scheduler``: ``threads`` by default, one process
@@ -34,7 +34,7 @@ from bayes_sarcoma.study.sbc import SBCDesign, run_sbc
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replicates", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=2018)
+    parser.add_argument("--random-seed", type=int, default=2018)
     parser.add_argument("--bins", type=int, default=10)
     parser.add_argument("--parameterization", default="auto")
     parser.add_argument("--scheduler", default="threads")
@@ -53,7 +53,11 @@ def main(argv: list[str] | None = None) -> None:
         cluster = None
     start = time.perf_counter()
     result = run_sbc(
-        args.replicates, design=design, seed=args.seed, scheduler=scheduler, cluster_kwargs=cluster
+        args.replicates,
+        design=design,
+        random_seed=args.random_seed,
+        scheduler=scheduler,
+        cluster_kwargs=cluster,
     )
     wall = time.perf_counter() - start
     stem = f"sbc_ranks{args.suffix}"
@@ -61,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     record = result.to_dict(bins=args.bins)
     record["wall_seconds"] = wall
     record["command"] = (
-        f"scripts/run_sbc.py --replicates {args.replicates} --seed {args.seed} "
+        f"scripts/run_sbc.py --replicates {args.replicates} --random-seed {args.random_seed} "
         f"--parameterization {args.parameterization} --scheduler {args.scheduler} "
         f"--workers {args.workers}"
     )

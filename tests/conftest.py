@@ -24,7 +24,7 @@ def pytest_configure(config):
 @pytest.fixture(scope="session")
 def registry_small():
     """A 1500-patient simulated registry (seeded)."""
-    return bs.simulate_registry(1500, seed=7)
+    return bs.simulate_registry(1500, random_seed=7)
 
 
 @pytest.fixture(scope="session")

@@ -148,7 +148,7 @@ def clustered_table(
     n_clusters: int = 12,
     shape: float = 1.3,
     sd: float = 0.4,
-    seed: int = 0,
+    random_seed: int = 0,
     entry: bool = False,
     intercept: float = -4.0,
     censor: tuple[float, float] = (5.0, 60.0),
@@ -163,7 +163,7 @@ def clustered_table(
     """
     from bayes_sarcoma.math import weibull
 
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_seed)
     cl = rng.integers(0, n_clusters, n)
     u = rng.normal(0, sd, n_clusters)
     dose = rng.normal(50, 10, n)

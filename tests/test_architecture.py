@@ -83,7 +83,9 @@ def test_imports_go_only_downward(module):
 
 
 def test_no_import_cycles():
-    graph = {m: {t for t in imports(tree, top_level=False) if t in MODS} for m, tree in MODS.items()}
+    graph = {
+        m: {t for t in imports(tree, top_level=False) if t in MODS} for m, tree in MODS.items()
+    }
     state: dict[str, int] = {}
 
     def visit(m, stack):

@@ -42,6 +42,7 @@ import xarray as xr
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
+from bayes_sarcoma._defaults import CI_PROB
 from bayes_sarcoma.math import weibull
 from bayes_sarcoma.model.posterior import linear_predictor
 from bayes_sarcoma.predict.survival import draws, fitted_design, model_spec, time_label
@@ -150,7 +151,7 @@ def fitted_inputs(dt: xr.DataTree, *, num_draws: int | None = None) -> FittedInp
     >>> fi.eta().shape                         # doctest: +SKIP
     (200, 1500)
     """
-    post = draws(dt, num_samples=num_draws)
+    post = draws(dt, num_draws=num_draws)
     const = dt["constant_data"].dataset
     n_chains, n_kept = post.sizes["chain"], post.sizes["draw"]
     params = {
@@ -344,15 +345,15 @@ class KMCheck:
         (stratum, time): the pointwise predictive band; ``inside`` (stratum, time):
         whether the observed curve lies in the band; ``n_patients``, ``n_events``
         (stratum). Coordinates ``stratum`` (``"all"``, ``"expert_center=1"`` ...),
-        ``time`` and the band's probability in ``attrs["prob"]``.
+        ``time`` and the band's probability in ``attrs["ci_prob"]``.
     """
 
     data: xr.Dataset
 
     @property
-    def prob(self) -> float:
+    def ci_prob(self) -> float:
         """Probability of the pointwise band."""
-        return float(self.data.attrs["prob"])
+        return float(self.data.attrs["ci_prob"])
 
     def coverage(self) -> pd.Series:
         """Share of grid times at which the observed KM lies inside the band, per stratum."""
@@ -400,7 +401,7 @@ def km_check(
     times: ArrayLike | None = None,
     n_times: int = 120,
     num_draws: int = NUM_DRAWS,
-    prob: float = 0.95,
+    ci_prob: float = CI_PROB,
     censoring_time: ArrayLike | None = None,
     random_seed: int | np.random.Generator | None = None,
 ) -> KMCheck:
@@ -422,7 +423,7 @@ def km_check(
         Number of grid points of the default grid.
     num_draws : int
         Posterior draws used (thinned evenly within chains).
-    prob : float
+    ci_prob : float
         Probability of the pointwise predictive band.
     censoring_time : array_like, optional
         Potential censoring time of each patient (used for those with an event); default:
@@ -478,7 +479,7 @@ def km_check(
     replicated = np.stack(
         [km_curves(y_rep[:, m], d_rep[:, m], grid) for m in groups.values()], axis=1
     )
-    alpha = (1.0 - prob) / 2.0
+    alpha = (1.0 - ci_prob) / 2.0
     lower, median, upper = np.quantile(replicated, [alpha, 0.5, 1.0 - alpha], axis=0)
     tol = 1e-12
     inside = (observed >= lower - tol) & (observed <= upper + tol)
@@ -500,7 +501,7 @@ def km_check(
             "draw": ("sample", fi.draw),
         },
         attrs={
-            "prob": prob,
+            "ci_prob": ci_prob,
             "censoring": "given" if censoring_time is not None else "reverse KM",
             "time_label": time_label(dt),
         },
@@ -556,7 +557,7 @@ def add_posterior_predictive(
     >>> azp.plot_ppc_censored(add_posterior_predictive(dt), var_names=["time"])  # doctest: +SKIP
     """
     rng = np.random.default_rng(random_seed)
-    post = draws(dt, num_samples=num_draws)
+    post = draws(dt, num_draws=num_draws)
     fi = fitted_inputs(dt, num_draws=num_draws)
     t_rep = weibull.sample_times(rng, fi.eta(), fi.shape[:, None])
     n_chains, n_kept = post.sizes["chain"], post.sizes["draw"]

@@ -31,7 +31,7 @@ ARMS = ("expert", "other")
 BANDS = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 
-def sample_prior(model: HierarchicalWeibull, draws: int, *, seed: int) -> xr.DataTree:
+def sample_prior(model: HierarchicalWeibull, draws: int, *, random_seed: int) -> xr.DataTree:
     """Draw a fitted model's parameters from their priors (scipy; thread-safe).
 
     Same layout as :meth:`HierarchicalWeibull.sample_prior` (a ``prior`` group with the
@@ -40,14 +40,14 @@ def sample_prior(model: HierarchicalWeibull, draws: int, *, seed: int) -> xr.Dat
 
     Examples
     --------
-    >>> prior = sample_prior(model, 500, seed=1)                          # doctest: +SKIP
+    >>> prior = sample_prior(model, 500, random_seed=1)                          # doctest: +SKIP
     >>> prior["prior"]["beta"].sizes["draw"]                              # doctest: +SKIP
     500
     """
     prepared, design = model.prepared_, model.design
     if prepared is None:
         raise RuntimeError("the model has not been fitted yet: call .fit(data) first")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_seed)
     top = TopLevelPriors.from_spec(model.to_dict(), design, prepared.t_ref)
     has_center = bool(model.cluster) and len(prepared.center_ids) > 0
     modifier = model.effect_modifier
@@ -86,7 +86,7 @@ def prior_predictive(
     *,
     draws: int = 400,
     patients: int | None = 200,
-    seed: int = 0,
+    random_seed: int = 0,
     n_nodes: int = 16,
 ) -> xr.DataArray:
     """Prior predictive standardized survival of both arms, as quantile bands.
@@ -114,7 +114,7 @@ def prior_predictive(
     patients : int, optional
         Standardize over a random subset of this many patients (the prior's spread is far
         wider than the subsampling error); None: all.
-    seed : int
+    random_seed : int
         Seed of the prior draws and of the subset.
     n_nodes : int
         Gauss-Hermite nodes for the new centre's effect.
@@ -131,9 +131,9 @@ def prior_predictive(
     >>> band = prior_predictive(model, df, [0, 12, 60], draws=200)         # doctest: +SKIP
     >>> band.sel(arm="expert", quantile=0.5)                               # doctest: +SKIP
     """
-    prior = sample_prior(model, draws, seed=seed)
+    prior = sample_prior(model, draws, random_seed=random_seed)
     if patients is not None and len(data) > patients:
-        data = data.sample(n=patients, random_state=np.random.default_rng(seed))
+        data = data.sample(n=patients, random_state=np.random.default_rng(random_seed))
     curves = []
     with np.errstate(all="ignore"):
         for value in (1, 0):  # the order of ARMS

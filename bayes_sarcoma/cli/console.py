@@ -14,11 +14,12 @@ import time
 from collections.abc import Iterator
 from typing import TextIO
 
+from bayes_sarcoma._defaults import CI_PROB as CI_PROB
+
 PROG = "bayes-sarcoma"
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 #: Probability of every interval the command line prints (the clinical convention; the
 #: HTML report uses the same).
-PROB = 0.95
 
 
 class CommandError(ValueError):

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayes_sarcoma.cli.console import EXIT_OK, PROB, Console
+from bayes_sarcoma.cli.console import CI_PROB, EXIT_OK, Console
 from bayes_sarcoma.cli.files import fit_and_save, write_registry
 from bayes_sarcoma.data import schema
 
@@ -40,8 +40,10 @@ def cmd_demo(args: argparse.Namespace, console: Console) -> int:
     settings.overwrite = True  # the demo owns its output folder
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    with console.step(f"[1/4] simulating {settings.patients} patients (seed {settings.seed})"):
-        df = bs.simulate_registry(settings.patients, seed=settings.seed)
+    with console.step(
+        f"[1/4] simulating {settings.patients} patients (seed {settings.random_seed})"
+    ):
+        df = bs.simulate_registry(settings.patients, random_seed=settings.random_seed)
         bs.validate_registry(df)
         write_registry(df, out / "registry.csv")
     fits = {}
@@ -98,8 +100,8 @@ def write_report(df: pd.DataFrame, fits: dict, out: Path, settings: argparse.Nam
         draws=settings.draws,
         tune=settings.tune,
         chains=settings.chains,
-        random_seed=settings.seed,
-        prob=PROB,
+        random_seed=settings.random_seed,
+        ci_prob=CI_PROB,
     )
     return report.path
 
@@ -108,8 +110,10 @@ def _p_value(p: float) -> str:
     return "-" if not np.isfinite(p) else (f"{p:.3f}" if p >= 1e-3 else f"{p:.1e}")
 
 
-def _interval(values, prob: float = PROB, fmt: str = "{:.2f}") -> str:
-    lo, med, hi = np.quantile(np.asarray(values).ravel(), [(1 - prob) / 2, 0.5, (1 + prob) / 2])
+def _interval(values, ci_prob: float = CI_PROB, fmt: str = "{:.2f}") -> str:
+    lo, med, hi = np.quantile(
+        np.asarray(values).ravel(), [(1 - ci_prob) / 2, 0.5, (1 + ci_prob) / 2]
+    )
     return f"{fmt.format(med)} ({fmt.format(lo)} to {fmt.format(hi)})"
 
 
@@ -126,7 +130,7 @@ def headline_table(df: pd.DataFrame, fits: dict, settings: argparse.Namespace) -
         f"NETSARC-style replication: {len(df)} simulated patients, "
         f"{df[schema.CENTER_ID].nunique()} centres "
         f"({df.loc[expert, schema.CENTER_ID].nunique()} expert, {expert.mean():.0%} of patients);"
-        f" {settings.chains} chains x {settings.draws} draws per fit; intervals are {PROB:.0%}.",
+        f" {settings.chains} chains x {settings.draws} draws per fit; intervals are {CI_PROB:.0%}.",
         "",
         "1. Crude median survival, months (Kaplan-Meier): published NETSARC vs simulated",
     ]
@@ -172,7 +176,7 @@ def headline_table(df: pd.DataFrame, fits: dict, settings: argparse.Namespace) -
         hr_rows.append(
             {
                 "endpoint": endpoint,
-                f"HR expert ({PROB:.0%} interval)": _interval(np.exp(beta)),
+                f"HR expert ({CI_PROB:.0%} interval)": _interval(np.exp(beta)),
                 "P(HR<1)": f"{float((beta < 0).mean()):.3f}",
                 "true HR": f"{np.exp(t['beta'][schema.EXPERT]):.2f}"
                 + ("" if t["exact"] else " (pseudo-true)"),
@@ -201,12 +205,12 @@ def headline_table(df: pd.DataFrame, fits: dict, settings: argparse.Namespace) -
     ]
     margin = [dt for name, (_, dt) in fits.items() if name.endswith("_margin")]
     if margin:
-        by = effect_by_modifier(margin[0], prob=PROB)
+        by = effect_by_modifier(margin[0], ci_prob=CI_PROB)
         table = pd.DataFrame(
             {
                 "patients": by["n_patients"].astype("Int64"),
                 "HR expert": by["median"].map("{:.2f}".format),
-                f"{PROB:.0%} interval": [
+                f"{CI_PROB:.0%} interval": [
                     f"{lo:.2f} to {hi:.2f}" for lo, hi in zip(by.lower, by.upper, strict=True)
                 ],
                 "P(HR<1)": by["prob_lt_1"].map("{:.3f}".format),

@@ -111,7 +111,7 @@ def fit_and_save(
             draws=args.draws,
             tune=args.tune,
             chains=args.chains,
-            random_seed=args.seed,
+            random_seed=args.random_seed,
             sampler=args.sampler,
             target_accept=args.target_accept,
             progressbar=console.progressbar,

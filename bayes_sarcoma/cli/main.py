@@ -37,11 +37,11 @@ import pandas as pd
 
 from bayes_sarcoma._version import __version__
 from bayes_sarcoma.cli.console import (
+    CI_PROB,
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USER,
-    PROB,
     PROG,
     CommandError,
     Console,
@@ -61,7 +61,7 @@ from bayes_sarcoma.data import schema
 EXAMPLES = """\
 examples:
   bayes-sarcoma demo                                  # the NETSARC replication, end to end
-  bayes-sarcoma simulate --patients 9594 --seed 2026 -o registry.csv
+  bayes-sarcoma simulate --patients 9594 --random-seed 2026 -o registry.csv
   bayes-sarcoma validate registry.csv --calibration
   bayes-sarcoma fit registry.csv --endpoint LRFS -o lrfs.zarr
   bayes-sarcoma fit registry.csv --endpoint OS --priors sceptical --draws 2000 -o os.zarr
@@ -102,7 +102,7 @@ def cmd_simulate(args: argparse.Namespace, console: Console) -> int:
     import bayes_sarcoma as bs
 
     with console.step(f"simulating {args.patients} patients"):
-        df = bs.simulate_registry(args.patients, seed=args.seed)
+        df = bs.simulate_registry(args.patients, random_seed=args.random_seed)
     out, truth_path = write_registry(df, args.out)
     console.print(
         f"wrote {out}: {len(df)} patients, {df[schema.CENTER_ID].nunique()} centres "
@@ -183,7 +183,7 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
     if model.endpoint and _is_registry(df) and not args.no_validate:
         bs.validate_registry(df)
     dt = fit_and_save(model, df, args, console, Path(args.out))
-    console.print(f"wrote {args.out}", "", *_fit_summary(dt, prob=args.prob))
+    console.print(f"wrote {args.out}", "", *_fit_summary(dt, ci_prob=args.ci_prob))
     return EXIT_OK
 
 
@@ -192,7 +192,7 @@ def _fmt_table(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
     return df.to_string(float_format=lambda v: floatfmt.format(v))
 
 
-def _fit_summary(dt, *, prob: float) -> list[str]:
+def _fit_summary(dt, *, ci_prob: float) -> list[str]:
     from bayes_sarcoma.inference.diagnose import diagnose
     from bayes_sarcoma.predict.effects import effect_by_modifier, hazard_ratios
 
@@ -206,17 +206,17 @@ def _fit_summary(dt, *, prob: float) -> list[str]:
         f"{post.sizes.get('center', 0)} centres; {dt.attrs.get('sampler')} "
         f"{n_chains} chains x {n_draws} draws",
         "",
-        f"Hazard ratios (posterior median and {prob:.0%} interval; P(HR<1) = probability of "
+        f"Hazard ratios (posterior median and {ci_prob:.0%} interval; P(HR<1) = probability of "
         "a lower hazard):",
     ]
-    hr = hazard_ratios(dt, prob=prob)[["median", "lower", "upper", "prob_lt_1"]]
+    hr = hazard_ratios(dt, ci_prob=ci_prob)[["median", "lower", "upper", "prob_lt_1"]]
     lines.append(_fmt_table(hr.rename(columns={"median": "HR", "prob_lt_1": "P(HR<1)"})))
     if "center_sd" in post:
         sd = post["center_sd"]
-        lo, hi = np.quantile(sd, [(1 - prob) / 2, (1 + prob) / 2])
+        lo, hi = np.quantile(sd, [(1 - ci_prob) / 2, (1 + ci_prob) / 2])
         lines.append(f"centre sd: {float(sd.median()):.3f} ({lo:.3f}-{hi:.3f})")
     if spec.get("effect_modifier") and "treatment_hazard_ratio" in post:
-        by = effect_by_modifier(dt, prob=prob)
+        by = effect_by_modifier(dt, ci_prob=ci_prob)
         cols = [c for c in ("n_patients", "median", "lower", "upper", "prob_lt_1") if c in by]
         lines += ["", f"{spec['treatment']} hazard ratio by {spec['effect_modifier']}:"]
         lines.append(_fmt_table(by[cols].rename(columns={"median": "HR", "prob_lt_1": "P(HR<1)"})))
@@ -233,7 +233,7 @@ def cmd_summary(args: argparse.Namespace, console: Console) -> int:
     console.print(
         f"{args.fit}: saved {meta['saved_at']} by bayes_sarcoma {meta['package_version']}"
         + ("; the data match the fit" if args.data else ""),
-        *_fit_summary(dt, prob=args.prob),
+        *_fit_summary(dt, ci_prob=args.ci_prob),
     )
     return EXIT_OK
 
@@ -247,9 +247,11 @@ def cmd_predict(args: argparse.Namespace, console: Console) -> int:
     _, dt = io.load(args.fit)
     patients = read_table(args.patients)
     times = _csv_list(args.times, float)
-    surv = summarize(predict_survival(dt, patients, times, center=args.center), prob=args.prob)
+    surv = summarize(
+        predict_survival(dt, patients, times, center=args.center), ci_prob=args.ci_prob
+    )
     surv.insert(1, "quantity", "survival")
-    med = summarize(predict_median(dt, patients, center=args.center), prob=args.prob)
+    med = summarize(predict_median(dt, patients, center=args.center), ci_prob=args.ci_prob)
     med.insert(1, "quantity", "median_time")
     med.insert(2, "time", np.nan)
     table = pd.concat([surv, med], ignore_index=True)
@@ -275,7 +277,7 @@ def cmd_sensitivity(args: argparse.Namespace, console: Console) -> int:
         draws=args.draws,
         tune=args.tune,
         chains=args.chains,
-        seed=args.seed,
+        random_seed=args.random_seed,
         power_scaling=not args.no_power_scaling,
         prior_predictive=args.plot is not None,
         scheduler=args.scheduler,
@@ -318,7 +320,7 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
             draws=args.draws,
             tune=args.tune,
             chains=args.chains,
-            random_seed=args.seed,
+            random_seed=args.random_seed,
             figures_dir=args.figures,
             progressbar=console.progressbar,
         )
@@ -332,7 +334,9 @@ def _add_sampler_options(p: argparse.ArgumentParser, *, draws: int = 1000) -> No
     g.add_argument("--draws", type=int, default=draws, help="draws per chain (default %(default)s)")
     g.add_argument("--tune", type=int, default=1000, help="tuning steps per chain (%(default)s)")
     g.add_argument("--chains", type=int, default=4, help="chains (default %(default)s)")
-    g.add_argument("--seed", type=int, default=2026, help="random seed (default %(default)s)")
+    g.add_argument(
+        "--random-seed", type=int, default=2026, help="random seed (default %(default)s)"
+    )
     g.add_argument(
         "--sampler", choices=("nutpie", "pymc", "numpyro"), default="nutpie", help="NUTS engine"
     )
@@ -382,10 +386,10 @@ def make_parser() -> argparse.ArgumentParser:
         "simulate",
         cmd_simulate,
         "simulate a NETSARC-like registry (dates, covariates, derived endpoints)",
-        "example:\n  bayes-sarcoma simulate --patients 9594 --seed 2026 -o registry.csv",
+        "example:\n  bayes-sarcoma simulate --patients 9594 --random-seed 2026 -o registry.csv",
     )
     p.add_argument("--patients", type=int, default=schema.PUBLISHED["n_patients"])
-    p.add_argument("--seed", type=int, default=2026)
+    p.add_argument("--random-seed", type=int, default=2026)
     p.add_argument("--out", "-o", required=True, help="registry file (.csv or .parquet)")
 
     p = command(
@@ -426,7 +430,9 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--entry", help="delayed-entry time column")
     g.add_argument("--id-column", help="patient id column")
     g.add_argument("--no-validate", action="store_true", help="skip the registry checks")
-    p.add_argument("--prob", type=float, default=PROB, help="interval probability (%(default)s)")
+    p.add_argument(
+        "--ci-prob", type=float, default=CI_PROB, help="interval probability (%(default)s)"
+    )
     _add_sampler_options(p)
 
     p = command(
@@ -437,7 +443,9 @@ def make_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("fit", help="fit file (.zarr or .nc)")
     p.add_argument("--data", help="the fitting table: checked against the fit's fingerprint")
-    p.add_argument("--prob", type=float, default=PROB, help="interval probability (%(default)s)")
+    p.add_argument(
+        "--ci-prob", type=float, default=CI_PROB, help="interval probability (%(default)s)"
+    )
 
     p = command(
         "predict",
@@ -456,7 +464,9 @@ def make_parser() -> argparse.ArgumentParser:
         help="new: a centre not in the fit (default); known: the patient's own centre; "
         "typical: centre effect 0",
     )
-    p.add_argument("--prob", type=float, default=PROB, help="interval probability (%(default)s)")
+    p.add_argument(
+        "--ci-prob", type=float, default=CI_PROB, help="interval probability (%(default)s)"
+    )
     p.add_argument("--out", "-o", help="write the table here (.csv or .parquet)")
 
     p = command(

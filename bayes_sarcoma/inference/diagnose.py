@@ -145,7 +145,8 @@ def diagnose(
     Examples
     --------
     >>> import bayes_sarcoma as bs
-    >>> dt = bs.HierarchicalWeibull("OS").fit(bs.simulate_registry(2000, seed=1))  # doctest: +SKIP
+    >>> df = bs.simulate_registry(2000, random_seed=1)             # doctest: +SKIP
+    >>> dt = bs.HierarchicalWeibull("OS").fit(df)                  # doctest: +SKIP
     >>> result = bs.diagnose(dt)                                   # doctest: +SKIP
     >>> result.ok, result.table.set_index("quantity").loc["center_sd", "ess_bulk"]  # doctest: +SKIP
     >>> print(result)                                              # doctest: +SKIP

@@ -173,7 +173,7 @@ def _run_nutpie(entry, values, settings, cores, progressbar) -> SamplerOutput:
         tune=settings["tune"],
         chains=settings["chains"],
         cores=cores,
-        seed=settings["random_seed"],
+        random_seed=settings["random_seed"],
         progress_bar=progressbar,
         save_warmup=False,
         maxdepth=settings["max_treedepth"],

@@ -116,7 +116,7 @@ class HierarchicalWeibull:
     Examples
     --------
     >>> import bayes_sarcoma as bs
-    >>> df = bs.simulate_registry(2000, seed=1)                       # doctest: +SKIP
+    >>> df = bs.simulate_registry(2000, random_seed=1)                       # doctest: +SKIP
     >>> model = bs.HierarchicalWeibull("OS")                          # doctest: +SKIP
     >>> dt = model.fit(df, draws=500, tune=500, random_seed=1)        # doctest: +SKIP
     >>> bs.hazard_ratios(dt).loc["expert_center"]                  # doctest: +SKIP
@@ -394,7 +394,7 @@ class HierarchicalWeibull:
         draws, tune, chains : int
             Posterior draws and tuning steps per chain, and the number of chains.
         random_seed : int, optional
-            Seed; the same seed gives the same posterior (a fresh one is drawn and stored
+            Seed; the same random_seed gives the same posterior (a fresh one is drawn and stored
             in ``dt.attrs["random_seed"]`` when omitted).
         progressbar : bool
             Show the sampler's progress.

@@ -363,7 +363,7 @@ def save(
     Examples
     --------
     >>> import bayes_sarcoma as bs
-    >>> df = bs.simulate_registry(800, seed=1)                           # doctest: +SKIP
+    >>> df = bs.simulate_registry(800, random_seed=1)                           # doctest: +SKIP
     >>> model = bs.HierarchicalWeibull("OS")                             # doctest: +SKIP
     >>> dt = model.fit(df, draws=200, tune=200, chains=2)                # doctest: +SKIP
     >>> bs.save(model, dt, "os_fit.zarr")                                # doctest: +SKIP

@@ -24,6 +24,7 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
+from bayes_sarcoma._defaults import CI_PROB
 from bayes_sarcoma.data.design import level_codes
 from bayes_sarcoma.model.posterior import linear_predictor
 from bayes_sarcoma.predict.survival import draws, fitted_design, model_spec
@@ -32,7 +33,7 @@ EFFECTS = ("center", "total")
 
 
 def expected_events(
-    dt: xr.DataTree, *, group: str = "posterior", num_samples: int | None = None
+    dt: xr.DataTree, *, group: str = "posterior", num_draws: int | None = None
 ) -> np.ndarray:
     """Return each fitted patient's expected events without a centre effect.
 
@@ -45,7 +46,7 @@ def expected_events(
     >>> expected_events(dt).sum()                                          # doctest: +SKIP
     """
     spec = model_spec(dt)
-    post = draws(dt, group=group, num_samples=num_samples)
+    post = draws(dt, group=group, num_draws=num_draws)
     cd = dt["constant_data"]
     x = cd["x"].to_numpy()
     time = dt["observed_data"]["time"].to_numpy()
@@ -81,7 +82,7 @@ def expected_events(
 def center_profile(
     dt: xr.DataTree,
     *,
-    prob: float = 0.94,
+    ci_prob: float = CI_PROB,
     tail: float = 0.1,
     effect: str = "center",
     group: str = "posterior",
@@ -92,7 +93,7 @@ def center_profile(
     ----------
     dt : xarray.DataTree
         A fit with centre effects.
-    prob : float
+    ci_prob : float
         Probability of the equal-tailed intervals.
     tail : float
         The share of centres counted as "best" or "worst" (default the 10% tails).
@@ -149,7 +150,7 @@ def center_profile(
             raise ValueError("effect='total' needs a treatment term (e.g. expert_center)")
         flag = xr.DataArray(table[treatment].to_numpy(dtype=float), dims="center")
         u = u + post["beta"].sel(term=treatment) * flag
-    lo, hi = (1 - prob) / 2, (1 + prob) / 2
+    lo, hi = (1 - ci_prob) / 2, (1 + ci_prob) / 2
     values = u.to_numpy().reshape(-1, len(centers))
     table["mean"] = values.mean(axis=0)
     table["median"] = np.median(values, axis=0)
@@ -163,7 +164,7 @@ def center_profile(
     table["prob_worst"] = (ranks > len(centers) - k).mean(axis=0)
     table.index.name = "center"
     table.attrs = {
-        "prob": prob,
+        "ci_prob": ci_prob,
         "tail": tail,
         "effect": effect,
         "treatment": treatment,
@@ -201,7 +202,7 @@ def plot_caterpillar(profile: pd.DataFrame, *, title: str | None = None):
     x = np.arange(len(p))
     treatment = profile.attrs.get("treatment")
     flag = p[treatment].to_numpy(dtype=bool) if treatment in p else np.zeros(len(p), bool)
-    prob, tail = profile.attrs.get("prob", 0.94), profile.attrs.get("tail", 0.1)
+    ci_prob, tail = profile.attrs.get("ci_prob", 0.94), profile.attrs.get("tail", 0.1)
     fig, axes = plt.subplots(
         3, 1, figsize=(9, 8), sharex=True, constrained_layout=True, height_ratios=[3, 2, 1.5]
     )
@@ -218,10 +219,12 @@ def plot_caterpillar(profile: pd.DataFrame, *, title: str | None = None):
         )
         axes[1].plot(x[mask], p["rank_mean"][mask], ".", color=colour, markersize=2)
     axes[0].axhline(0, color="black", linewidth=0.8)
-    axes[0].set_ylabel(f"centre effect\n(log hazard ratio vs typical centre,\n{prob:.0%} interval)")
+    axes[0].set_ylabel(
+        f"centre effect\n(log hazard ratio vs typical centre,\n{ci_prob:.0%} interval)"
+    )
     if flag.any():
         axes[0].legend(loc="upper left", fontsize=8)
-    axes[1].set_ylabel(f"posterior rank\n(1 = lowest hazard, {prob:.0%} interval)")
+    axes[1].set_ylabel(f"posterior rank\n(1 = lowest hazard, {ci_prob:.0%} interval)")
     axes[2].plot(x, p["prob_best"], ".", color="C2", markersize=3, label=f"best {tail:.0%}")
     axes[2].plot(x, p["prob_worst"], ".", color="C3", markersize=3, label=f"worst {tail:.0%}")
     axes[2].set_ylim(-0.02, 1.02)

@@ -19,30 +19,33 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayes_sarcoma._defaults import CI_PROB
 from bayes_sarcoma.predict.survival import draws, fitted_design, model_spec, summarize
 
 COLUMNS = ["mean", "median", "lower", "upper"]
 
 
-def _table(values: xr.DataArray, dim: str, prob: float, *, benefit: str) -> pd.DataFrame:
+def _table(values: xr.DataArray, dim: str, ci_prob: float, *, benefit: str) -> pd.DataFrame:
     """Summarise ``values`` (chain, draw, dim) with P(benefit): ``lt_1`` or ``gt_1``."""
-    table = summarize(values, prob=prob).set_index(dim)[COLUMNS]
+    table = summarize(values, ci_prob=ci_prob).set_index(dim)[COLUMNS]
     if benefit == "lt_1":
         table["prob_lt_1"] = (values < 1).mean(("chain", "draw")).to_series()
     else:
         table["prob_gt_1"] = (values > 1).mean(("chain", "draw")).to_series()
-    table.attrs["prob"] = prob
+    table.attrs["ci_prob"] = ci_prob
     return table
 
 
-def hazard_ratios(dt: xr.DataTree, *, prob: float = 0.94, group: str = "posterior") -> pd.DataFrame:
+def hazard_ratios(
+    dt: xr.DataTree, *, ci_prob: float = CI_PROB, group: str = "posterior"
+) -> pd.DataFrame:
     """Return the hazard ratio ``exp(beta)`` of every term: a tidy table.
 
     Parameters
     ----------
     dt : xarray.DataTree
         A fit (``group="prior"`` for prior draws).
-    prob : float
+    ci_prob : float
         Probability of the equal-tailed interval (``lower``, ``upper``).
     group : str
         Group of ``dt`` to summarise.
@@ -62,13 +65,15 @@ def hazard_ratios(dt: xr.DataTree, *, prob: float = 0.94, group: str = "posterio
     >>> hr.loc["expert_center", ["median", "lower", "upper", "prob_lt_1"]]  # doctest: +SKIP
     """
     beta = draws(dt, group=group)["beta"]
-    table = _table(np.exp(beta), "term", prob, benefit="lt_1")
+    table = _table(np.exp(beta), "term", ci_prob, benefit="lt_1")
     table["log_hr_mean"] = beta.mean(("chain", "draw")).to_series()
     table["log_hr_sd"] = beta.std(("chain", "draw")).to_series()
     return table
 
 
-def time_ratios(dt: xr.DataTree, *, prob: float = 0.94, group: str = "posterior") -> pd.DataFrame:
+def time_ratios(
+    dt: xr.DataTree, *, ci_prob: float = CI_PROB, group: str = "posterior"
+) -> pd.DataFrame:
     """Return the time ratio ``exp(-beta / shape)`` of every term: a tidy table.
 
     Under the Weibull model a term multiplies every quantile of the event-free time (the
@@ -86,11 +91,11 @@ def time_ratios(dt: xr.DataTree, *, prob: float = 0.94, group: str = "posterior"
     """
     post = draws(dt, group=group)
     shape = post.get("shape", 1.0)
-    return _table(np.exp(-post["beta"] / shape), "term", prob, benefit="gt_1")
+    return _table(np.exp(-post["beta"] / shape), "term", ci_prob, benefit="gt_1")
 
 
 def effect_by_modifier(
-    dt: xr.DataTree, *, prob: float = 0.94, group: str = "posterior"
+    dt: xr.DataTree, *, ci_prob: float = CI_PROB, group: str = "posterior"
 ) -> pd.DataFrame:
     """Return the treatment's hazard ratio at each level of the effect modifier.
 
@@ -103,7 +108,7 @@ def effect_by_modifier(
         One row per level and a last row ``common`` (``exp(beta_T)``, the centre of the
         partially pooled levels); columns ``n_patients``, ``n_treated``, ``n_events`` (in
         the fitting data), ``mean``, ``median``, ``lower``, ``upper`` (hazard ratio) and
-        ``prob_lt_1``. ``attrs`` holds ``modifier``, ``treatment``, ``prob`` and the
+        ``prob_lt_1``. ``attrs`` holds ``modifier``, ``treatment``, ``ci_prob`` and the
         summary of ``interaction_sd`` (the spread of the log hazard ratios across levels).
 
     Examples
@@ -121,12 +126,12 @@ def effect_by_modifier(
             "(or another categorical column) to estimate the effect per level"
         )
     hr = post["treatment_hazard_ratio"]
-    levels = _table(hr, modifier, prob, benefit="lt_1")
+    levels = _table(hr, modifier, ci_prob, benefit="lt_1")
     label = fitted_design(dt).labels.index(treatment)
     common = _table(
         np.exp(post["beta"].isel(term=[label])).assign_coords(term=["common"]),
         "term",
-        prob,
+        ci_prob,
         benefit="lt_1",
     )
     common.index.name = modifier
@@ -146,11 +151,11 @@ def effect_by_modifier(
         counts.loc["common"] = counts.sum()
         table = counts.reindex(table.index).join(table)
     sd = post["interaction_sd"]
-    lo, hi = np.quantile(sd, [(1 - prob) / 2, (1 + prob) / 2])
+    lo, hi = np.quantile(sd, [(1 - ci_prob) / 2, (1 + ci_prob) / 2])
     table.attrs = {
         "modifier": modifier,
         "treatment": treatment,
-        "prob": prob,
+        "ci_prob": ci_prob,
         "interaction_sd": {"mean": float(sd.mean()), "lower": float(lo), "upper": float(hi)},
     }
     return table
@@ -182,9 +187,9 @@ def log_axis(ax, which: str = "x") -> None:
 
 
 def plot_hazard_ratios(
-    dt: xr.DataTree, *, prob: float = 0.94, group: str = "posterior", title: str | None = None
+    dt: xr.DataTree, *, ci_prob: float = CI_PROB, group: str = "posterior", title: str | None = None
 ):
-    """Plot every term's hazard ratio: posterior median, 50% and ``prob`` intervals.
+    """Plot every term's hazard ratio: posterior median, 50% and ``ci_prob`` intervals.
 
     Returns
     -------
@@ -196,8 +201,8 @@ def plot_hazard_ratios(
     """
     import matplotlib.pyplot as plt
 
-    table = hazard_ratios(dt, prob=prob, group=group)
-    inner = hazard_ratios(dt, prob=0.5, group=group)
+    table = hazard_ratios(dt, ci_prob=ci_prob, group=group)
+    inner = hazard_ratios(dt, ci_prob=0.5, group=group)
     fig, ax = plt.subplots(figsize=(6, 0.4 * len(table) + 1.2), constrained_layout=True)
     _forest(
         ax,
@@ -209,7 +214,7 @@ def plot_hazard_ratios(
         inner["upper"],
     )
     ax.set_xlabel(
-        f"hazard ratio (log scale; median, 50% and {prob:.0%} intervals;\n"
+        f"hazard ratio (log scale; median, 50% and {ci_prob:.0%} intervals;\n"
         "continuous terms per unit of their column)"
     )
     ax.set_title(title or "Hazard ratios")
@@ -217,12 +222,12 @@ def plot_hazard_ratios(
 
 
 def plot_effect_by_modifier(
-    dt: xr.DataTree, *, prob: float = 0.94, group: str = "posterior", title: str | None = None
+    dt: xr.DataTree, *, ci_prob: float = CI_PROB, group: str = "posterior", title: str | None = None
 ):
     """Plot the treatment hazard ratio per modifier level (a forest plot).
 
-    The shaded band is the ``prob`` interval of the common effect ``exp(beta_T)``; each
-    level shows its posterior median, 50% and ``prob`` intervals and ``P(HR < 1)``.
+    The shaded band is the ``ci_prob`` interval of the common effect ``exp(beta_T)``; each
+    level shows its posterior median, 50% and ``ci_prob`` intervals and ``P(HR < 1)``.
 
     Returns
     -------
@@ -234,8 +239,8 @@ def plot_effect_by_modifier(
     """
     import matplotlib.pyplot as plt
 
-    table = effect_by_modifier(dt, prob=prob, group=group)
-    inner = effect_by_modifier(dt, prob=0.5, group=group)
+    table = effect_by_modifier(dt, ci_prob=ci_prob, group=group)
+    inner = effect_by_modifier(dt, ci_prob=0.5, group=group)
     modifier, treatment = table.attrs["modifier"], table.attrs["treatment"]
     levels = table.drop(index="common")
     fig, ax = plt.subplots(figsize=(7, 0.7 * len(levels) + 1.8), constrained_layout=True)
@@ -245,7 +250,7 @@ def plot_effect_by_modifier(
         common["upper"],
         color="C1",
         alpha=0.2,
-        label=f"common effect, {prob:.0%} interval",
+        label=f"common effect, {ci_prob:.0%} interval",
     )
     ax.axvline(common["median"], color="C1", linewidth=1)
     labels = [
@@ -264,7 +269,9 @@ def plot_effect_by_modifier(
         inner.loc[levels.index, "upper"],
     )
     sd = table.attrs["interaction_sd"]
-    ax.set_xlabel(f"hazard ratio of {treatment}\n(log scale; median, 50% and {prob:.0%} intervals)")
+    ax.set_xlabel(
+        f"hazard ratio of {treatment}\n(log scale; median, 50% and {ci_prob:.0%} intervals)"
+    )
     ax.set_title(
         title
         or f"{treatment} effect by {modifier}: interaction sd {sd['mean']:.2f} "

@@ -45,6 +45,7 @@ import xarray as xr
 from numpy.typing import ArrayLike
 from scipy import special
 
+from bayes_sarcoma._defaults import CI_PROB
 from bayes_sarcoma.predict.survival import (
     Predictor,
     fitted_design,
@@ -234,7 +235,7 @@ def standardized_survival(
     center: str = "new",
     horizon: float | None = None,
     group: str = "posterior",
-    num_samples: int | None = None,
+    num_draws: int | None = None,
     n_nodes: int | None = None,
 ) -> xr.Dataset:
     """Return the standardized survival of both arms and their contrasts, per draw.
@@ -258,7 +259,7 @@ def standardized_survival(
         Horizon of the RMST (default ``max(times)``).
     group : {"posterior", "prior"}
         Which draws of ``dt``.
-    num_samples : int, optional
+    num_draws : int, optional
         Use at most this many draws.
     n_nodes : int, optional
         Gauss-Hermite nodes for ``center="new"`` (default: enough for an error below
@@ -299,7 +300,7 @@ def standardized_survival(
     horizon = float(np.max(t) if horizon is None else horizon)
     if not horizon > 0:
         raise ValueError("horizon must be > 0")
-    kw = dict(center=center, group=group, num_samples=num_samples, n_nodes=n_nodes)
+    kw = dict(center=center, group=group, num_draws=num_draws, n_nodes=n_nodes)
     arms = {
         "treated": Predictor.from_fit(dt, data, set_term=(treatment, 1.0), **kw),
         "control": Predictor.from_fit(dt, data, set_term=(treatment, 0.0), **kw),
@@ -358,7 +359,7 @@ def standardized_survival(
     return ds
 
 
-def standardized_summary(ds: xr.Dataset, *, prob: float = 0.94) -> pd.DataFrame:
+def standardized_summary(ds: xr.Dataset, *, ci_prob: float = CI_PROB) -> pd.DataFrame:
     """Return a tidy table of :func:`standardized_survival`'s output.
 
     One row per quantity (``treated``, ``control``, ``difference``, ``ratio``) and time,
@@ -367,11 +368,11 @@ def standardized_summary(ds: xr.Dataset, *, prob: float = 0.94) -> pd.DataFrame:
 
     Examples
     --------
-    >>> standardized_summary(std, prob=0.94)                               # doctest: +SKIP
+    >>> standardized_summary(std, ci_prob=CI_PROB)                               # doctest: +SKIP
     """
     rows = []
     for name in ("treated", "control", "difference", "ratio"):
-        rows.append(summarize(ds[name], prob=prob).assign(quantity=name))
+        rows.append(summarize(ds[name], ci_prob=ci_prob).assign(quantity=name))
     for name in (
         "median_treated",
         "median_control",
@@ -380,7 +381,7 @@ def standardized_summary(ds: xr.Dataset, *, prob: float = 0.94) -> pd.DataFrame:
         "rmst_control",
         "rmst_difference",
     ):
-        rows.append(summarize(ds[name], prob=prob).assign(quantity=name, time=np.nan))
+        rows.append(summarize(ds[name], ci_prob=ci_prob).assign(quantity=name, time=np.nan))
     table = pd.concat(rows, ignore_index=True)
     table["horizon"] = np.where(table.quantity.str.startswith("rmst"), ds.attrs["horizon"], np.nan)
     return table[["quantity", "time", "horizon", "mean", "median", "lower", "upper"]]
@@ -389,7 +390,7 @@ def standardized_summary(ds: xr.Dataset, *, prob: float = 0.94) -> pd.DataFrame:
 def plot_standardized(
     ds: xr.Dataset,
     *,
-    prob: float = 0.94,
+    ci_prob: float = CI_PROB,
     labels: Sequence[str] = ("expert centre", "other centre"),
     title: str | None = None,
 ):
@@ -399,7 +400,7 @@ def plot_standardized(
     ----------
     ds : xarray.Dataset
         Output of :func:`standardized_survival` (use many times for smooth curves).
-    prob : float
+    ci_prob : float
         Probability of the equal-tailed intervals (shaded).
     labels : (str, str)
         Names of the treated and control arms.
@@ -420,14 +421,14 @@ def plot_standardized(
     t = ds["time"].to_numpy()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
     for name, label, colour in zip(("treated", "control"), labels, ("C0", "C1"), strict=True):
-        s = summarize(ds[name], prob=prob)
+        s = summarize(ds[name], ci_prob=ci_prob)
         left.plot(t, s["mean"], color=colour, label=label)
         left.fill_between(t, s["lower"], s["upper"], color=colour, alpha=0.25, linewidth=0)
     left.set_xlabel(ds.attrs.get("time_label", "time"))
     left.set_ylabel("standardized survival probability")
     left.set_ylim(0, 1.01)
-    left.legend(title=f"every patient at ({prob:.0%} interval)")
-    d = summarize(ds["difference"], prob=prob)
+    left.legend(title=f"every patient at ({ci_prob:.0%} interval)")
+    d = summarize(ds["difference"], ci_prob=ci_prob)
     right.plot(t, d["mean"], color="C2")
     right.fill_between(t, d["lower"], d["upper"], color="C2", alpha=0.25, linewidth=0)
     right.axhline(0, color="grey", linewidth=0.8)

@@ -47,6 +47,7 @@ import pandas as pd
 import xarray as xr
 from numpy.typing import ArrayLike
 
+from bayes_sarcoma._defaults import CI_PROB
 from bayes_sarcoma.data.design import Design, level_codes
 from bayes_sarcoma.math import weibull
 from bayes_sarcoma.math.marginal import (
@@ -86,12 +87,10 @@ def time_label(dt: xr.DataTree) -> str:
     return f"time ({spec['time']}, the data's unit)"
 
 
-def draws(
-    dt: xr.DataTree, *, group: str = "posterior", num_samples: int | None = None
-) -> xr.Dataset:
-    """Return the draws of ``group``, thinned to at most ``num_samples`` draws in all.
+def draws(dt: xr.DataTree, *, group: str = "posterior", num_draws: int | None = None) -> xr.Dataset:
+    """Return the draws of ``group``, thinned to at most ``num_draws`` draws in all.
 
-    Thinning keeps every k-th draw of each chain (``k = ceil(total / num_samples)``), so
+    Thinning keeps every k-th draw of each chain (``k = ceil(total / num_draws)``), so
     the result keeps the ``(chain, draw)`` dims.
 
     Examples
@@ -99,17 +98,17 @@ def draws(
     >>> import numpy as np, xarray as xr
     >>> post = xr.Dataset({"a": (("chain", "draw"), np.zeros((2, 100)))})
     >>> tree = xr.DataTree.from_dict({"posterior": post})
-    >>> draws(tree, num_samples=50).sizes["draw"]
+    >>> draws(tree, num_draws=50).sizes["draw"]
     25
     """
     if group not in dt.children:
         raise ValueError(f"dt has no group {group!r}; it has {sorted(dt.children)}")
     ds = dt[group].to_dataset()
-    if num_samples is not None:
-        if num_samples < 1:
-            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    if num_draws is not None:
+        if num_draws < 1:
+            raise ValueError(f"num_draws must be >= 1, got {num_draws}")
         total = ds.sizes["chain"] * ds.sizes["draw"]
-        factor = int(np.ceil(total / num_samples))
+        factor = int(np.ceil(total / num_draws))
         if factor > 1:
             ds = ds.isel(draw=slice(None, None, factor))
     return ds
@@ -144,7 +143,7 @@ class Predictor:
         *,
         center: str = "new",
         group: str = "posterior",
-        num_samples: int | None = None,
+        num_draws: int | None = None,
         n_nodes: int | None = None,
         set_term: tuple[str, float] | None = None,
     ) -> Predictor:
@@ -163,7 +162,7 @@ class Predictor:
         design = fitted_design(dt)
         if set_term is not None:
             data = data.assign(**{set_term[0]: set_term[1]})
-        post = draws(dt, group=group, num_samples=num_samples)
+        post = draws(dt, group=group, num_draws=num_draws)
         flat = {
             name: post[name].to_numpy().reshape(-1, *post[name].shape[2:])
             for name in post.data_vars
@@ -334,7 +333,7 @@ def predict_survival(
     *,
     center: str = "new",
     group: str = "posterior",
-    num_samples: int | None = None,
+    num_draws: int | None = None,
     n_nodes: int | None = None,
 ) -> xr.DataArray:
     """Return each patient's survival ``S(t)`` for each draw.
@@ -351,7 +350,7 @@ def predict_survival(
         How the centre effect enters (see :mod:`bayes_sarcoma.predict.survival`).
     group : {"posterior", "prior"}
         The group of ``dt`` whose draws are used.
-    num_samples : int, optional
+    num_draws : int, optional
         Use at most this many draws (every k-th draw of each chain).
     n_nodes : int, optional
         Gauss-Hermite nodes for ``center="new"`` (default: enough for an error below
@@ -366,13 +365,13 @@ def predict_survival(
     Examples
     --------
     >>> import bayes_sarcoma as bs                                        # doctest: +SKIP
-    >>> df = bs.simulate_registry(1500, seed=1)                           # doctest: +SKIP
+    >>> df = bs.simulate_registry(1500, random_seed=1)                           # doctest: +SKIP
     >>> model = bs.HierarchicalWeibull("OS")                              # doctest: +SKIP
     >>> dt = model.fit(df, draws=300, tune=300, chains=2)                 # doctest: +SKIP
     >>> s = predict_survival(dt, df.head(3), [12, 24, 60])                # doctest: +SKIP
     >>> s.mean(("chain", "draw")).sel(time=60)                            # doctest: +SKIP
     """
-    kw = dict(center=center, group=group, num_samples=num_samples, n_nodes=n_nodes)
+    kw = dict(center=center, group=group, num_draws=num_draws, n_nodes=n_nodes)
     return _curve_array(dt, data, times, "survival", "survival probability S(t)", **kw)
 
 
@@ -383,7 +382,7 @@ def predict_cumulative_hazard(
     *,
     center: str = "new",
     group: str = "posterior",
-    num_samples: int | None = None,
+    num_draws: int | None = None,
     n_nodes: int | None = None,
 ) -> xr.DataArray:
     """Return each patient's cumulative hazard ``H(t) = -log S(t)`` for each draw.
@@ -394,7 +393,7 @@ def predict_cumulative_hazard(
     --------
     >>> h = predict_cumulative_hazard(dt, df.head(3), [12, 60])           # doctest: +SKIP
     """
-    kw = dict(center=center, group=group, num_samples=num_samples, n_nodes=n_nodes)
+    kw = dict(center=center, group=group, num_draws=num_draws, n_nodes=n_nodes)
     return _curve_array(dt, data, times, "cumulative_hazard", "cumulative hazard H(t)", **kw)
 
 
@@ -405,7 +404,7 @@ def predict_hazard(
     *,
     center: str = "new",
     group: str = "posterior",
-    num_samples: int | None = None,
+    num_draws: int | None = None,
     n_nodes: int | None = None,
 ) -> xr.DataArray:
     """Return each patient's hazard ``h(t)`` (events per time unit) for each draw.
@@ -419,7 +418,7 @@ def predict_hazard(
     --------
     >>> h = predict_hazard(dt, df.head(3), [12, 60], center="typical")    # doctest: +SKIP
     """
-    kw = dict(center=center, group=group, num_samples=num_samples, n_nodes=n_nodes)
+    kw = dict(center=center, group=group, num_draws=num_draws, n_nodes=n_nodes)
     return _curve_array(dt, data, times, "hazard", "hazard h(t), events per time unit", **kw)
 
 
@@ -430,7 +429,7 @@ def predict_quantile(
     *,
     center: str = "new",
     group: str = "posterior",
-    num_samples: int | None = None,
+    num_draws: int | None = None,
     n_nodes: int | None = None,
 ) -> xr.DataArray:
     """Return the time by which a fraction ``q`` of such patients has had the event.
@@ -440,7 +439,7 @@ def predict_quantile(
 
     Parameters
     ----------
-    dt, data, center, group, num_samples, n_nodes
+    dt, data, center, group, num_draws, n_nodes
         As in :func:`predict_survival`.
     q : array_like
         Probabilities in (0, 1).
@@ -457,7 +456,7 @@ def predict_quantile(
     q = np.atleast_1d(np.asarray(q, dtype=float))
     if q.ndim != 1 or not np.all((q > 0) & (q < 1)):
         raise ValueError("q must be probabilities strictly between 0 and 1")
-    kw = dict(center=center, group=group, num_samples=num_samples, n_nodes=n_nodes)
+    kw = dict(center=center, group=group, num_draws=num_draws, n_nodes=n_nodes)
     p = Predictor.from_fit(dt, data, **kw)
     _, w = p.nodes()
     out = np.empty((p.n_samples, p.n_patients, len(q)))
@@ -480,7 +479,7 @@ def predict_median(
     *,
     center: str = "new",
     group: str = "posterior",
-    num_samples: int | None = None,
+    num_draws: int | None = None,
     n_nodes: int | None = None,
 ) -> xr.DataArray:
     """Return each patient's median event-free time, dims ``(chain, draw, patient)``.
@@ -493,7 +492,7 @@ def predict_median(
     >>> predict_median(dt, df.head(3)).median(("chain", "draw"))         # doctest: +SKIP
     """
     med = predict_quantile(
-        dt, data, 0.5, center=center, group=group, num_samples=num_samples, n_nodes=n_nodes
+        dt, data, 0.5, center=center, group=group, num_draws=num_draws, n_nodes=n_nodes
     )
     return med.isel(quantile=0, drop=True).assign_attrs(quantity="median event-free time")
 
@@ -505,7 +504,7 @@ def predict_rmst(
     *,
     center: str = "new",
     group: str = "posterior",
-    num_samples: int | None = None,
+    num_draws: int | None = None,
     n_nodes: int | None = None,
 ) -> xr.DataArray:
     """Return the restricted mean survival time ``integral_0^horizon S(t) dt``.
@@ -516,7 +515,7 @@ def predict_rmst(
 
     Parameters
     ----------
-    dt, data, center, group, num_samples, n_nodes
+    dt, data, center, group, num_draws, n_nodes
         As in :func:`predict_survival`.
     horizon : float or array_like
         The horizon(s) ``tau`` (> 0) in the fit's time unit.
@@ -535,7 +534,7 @@ def predict_rmst(
     tau = _times(horizon, "horizon")
     if np.any(tau <= 0):
         raise ValueError("horizon must be > 0")
-    kw = dict(center=center, group=group, num_samples=num_samples, n_nodes=n_nodes)
+    kw = dict(center=center, group=group, num_draws=num_draws, n_nodes=n_nodes)
     p = Predictor.from_fit(dt, data, **kw)
     _, w = p.nodes()
     out = np.empty((p.n_samples, p.n_patients, len(tau)))
@@ -561,7 +560,7 @@ def predict_conditional_survival(
     landmark: float,
     center: str = "new",
     group: str = "posterior",
-    num_samples: int | None = None,
+    num_draws: int | None = None,
     n_nodes: int | None = None,
 ) -> xr.DataArray:
     """Return ``P(T > t | T > landmark) = S(t) / S(landmark)`` (1 for ``t <= landmark``).
@@ -572,7 +571,7 @@ def predict_conditional_survival(
 
     Parameters
     ----------
-    dt, data, times, center, group, num_samples, n_nodes
+    dt, data, times, center, group, num_draws, n_nodes
         As in :func:`predict_survival`.
     landmark : float
         The time (>= 0) at which the patients are known to be event-free.
@@ -588,7 +587,7 @@ def predict_conditional_survival(
     """
     t = _times(times)
     landmark = float(_times(landmark, "landmark")[0])
-    kw = dict(center=center, group=group, num_samples=num_samples, n_nodes=n_nodes)
+    kw = dict(center=center, group=group, num_draws=num_draws, n_nodes=n_nodes)
     p = Predictor.from_fit(dt, data, **kw)
     log_s = -_curves(p, np.append(np.maximum(t, landmark), landmark), "cumulative_hazard")
     out = np.exp(log_s[..., :-1] - log_s[..., -1:])
@@ -603,7 +602,7 @@ def predict_conditional_survival(
 
 
 def summarize(
-    da: xr.DataArray, *, prob: float = 0.94, sample_dims: Sequence[str] = SAMPLE_DIMS
+    da: xr.DataArray, *, ci_prob: float = CI_PROB, sample_dims: Sequence[str] = SAMPLE_DIMS
 ) -> pd.DataFrame:
     """Return a tidy table of posterior means, medians and equal-tailed intervals.
 
@@ -621,7 +620,7 @@ def summarize(
     import arviz_stats as azs
 
     dims = list(sample_dims)
-    ci = azs.eti(da, prob=prob, dim=dims)
+    ci = azs.eti(da, prob=ci_prob, dim=dims)
     table = xr.Dataset(
         {
             "mean": da.mean(dims),

@@ -39,6 +39,7 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
+from bayes_sarcoma._defaults import CI_PROB
 from bayes_sarcoma._version import __version__
 from bayes_sarcoma.checks import compare, ppc
 from bayes_sarcoma.data import schema
@@ -102,8 +103,8 @@ def analysis_report(
     fits: Mapping[str, tuple[Any, xr.DataTree]] | None = None,
     times: Sequence[float] = (12.0, 24.0, 60.0),
     horizon: float = 60.0,
-    prob: float = 0.95,
-    num_samples: int | None = 1000,
+    ci_prob: float = CI_PROB,
+    num_draws: int | None = 1000,
     figures_dir: str | Path | None = None,
     title: str | None = None,
     progressbar: bool = False,
@@ -136,9 +137,9 @@ def analysis_report(
         Months at which survival is tabulated.
     horizon : float
         Horizon (months) of the restricted mean survival time.
-    prob : float
+    ci_prob : float
         Probability of every interval.
-    num_samples : int or None
+    num_draws : int or None
         Posterior draws used for standardized survival (None: all).
     figures_dir : str or Path, optional
         Also write every figure there as PNG.
@@ -155,7 +156,7 @@ def analysis_report(
     Examples
     --------
     >>> import bayes_sarcoma as bs
-    >>> df = bs.simulate_registry(seed=1)                                  # doctest: +SKIP
+    >>> df = bs.simulate_registry(random_seed=1)                                  # doctest: +SKIP
     >>> report = analysis_report(df, "netsarc.html", random_seed=1)        # doctest: +SKIP
     >>> report.tables["headline"]                                          # doctest: +SKIP
     """
@@ -175,7 +176,7 @@ def analysis_report(
         draws=draws, tune=tune, chains=chains, random_seed=random_seed, progressbar=progressbar
     )
     all_fits, flagged = _fit_all(df, endpoints, candidates, fits, fit_kwargs)
-    out = _Builder(df, truth, prob, figures_dir)
+    out = _Builder(df, truth, ci_prob, figures_dir)
     main = {e: all_fits[e][MAIN] for e in endpoints}
     tables = {
         "table1": out.table1(),
@@ -183,7 +184,7 @@ def analysis_report(
         "hazard_ratios": out.hazard_ratios(main),
     }
     out.crude_figure(tuple(schema.ENDPOINTS))
-    standardized = [out.standardized(e, main[e][1], times, horizon, num_samples) for e in endpoints]
+    standardized = [out.standardized(e, main[e][1], times, horizon, num_draws) for e in endpoints]
     margin = [
         out.margin(e, all_fits[e][MARGIN_MODEL][1])
         for e in endpoints
@@ -205,7 +206,7 @@ def analysis_report(
         checks,
         comparisons,
         truth,
-        {"prob": prob, "landmark": max(times), "horizon": horizon, "follow_up": follow_up},
+        {"ci_prob": ci_prob, "landmark": max(times), "horizon": horizon, "follow_up": follow_up},
     )
     tables["headline"] = headline
     context = {
@@ -215,7 +216,7 @@ def analysis_report(
         "data": _data_summary(df, main),
         "simulated": truth is not None,
         "settings": f"nutpie NUTS, {chains} chains x {draws} draws after {tune} tuning steps, "
-        f"seed {random_seed}"
+        f"random_seed {random_seed}"
         + (
             " (fits given with their own settings: "
             + ", ".join(
@@ -227,7 +228,7 @@ def analysis_report(
             if fits
             else ""
         ),
-        "prob_pct": f"{prob:.0%}",
+        "ci_prob_pct": f"{ci_prob:.0%}",
         "headline": _html(headline, index=True),
         "table1": _html(tables["table1"]),
         "outcomes": _html(tables["outcomes"]),
@@ -240,7 +241,7 @@ def analysis_report(
         "comparison": comparisons,
         "centres": center_plots,
         "thresholds": diagnostics[0]["thresholds"] if diagnostics else {},
-        "methods": _methods(prob, horizon),
+        "methods": _methods(ci_prob, horizon),
     }
     html = _render(context)
     path = Path(path)
@@ -326,8 +327,8 @@ def _png(fig) -> bytes:
 class _Builder:
     """Computes the report's sections; keeps the figures (PNG) and extra tables."""
 
-    def __init__(self, df: pd.DataFrame, truth: dict | None, prob: float, figures_dir):
-        self.df, self.truth, self.prob = df, truth, prob
+    def __init__(self, df: pd.DataFrame, truth: dict | None, ci_prob: float, figures_dir):
+        self.df, self.truth, self.ci_prob = df, truth, ci_prob
         self.figures_dir = None if figures_dir is None else Path(figures_dir)
         self.pngs: dict[str, bytes] = {}
         self.uris: dict[str, str] = {}
@@ -386,7 +387,7 @@ class _Builder:
                 t = self.df.loc[mask, tcol].to_numpy(float)
                 e = self.df.loc[mask, ecol].to_numpy(bool)
                 sf = stats.ecdf(stats.CensoredData.right_censored(t, ~e)).sf
-                ci = sf.confidence_interval(confidence_level=self.prob)
+                ci = sf.confidence_interval(confidence_level=self.ci_prob)
                 ax.step(sf.quantiles, sf.probabilities, where="post", color=colour, label=label)
                 ax.fill_between(
                     sf.quantiles,
@@ -397,7 +398,7 @@ class _Builder:
                     alpha=0.2,
                     linewidth=0,
                 )
-            ax.set_title(f"{endpoint}: crude Kaplan-Meier ({self.prob:.0%} CI)", fontsize=10)
+            ax.set_title(f"{endpoint}: crude Kaplan-Meier ({self.ci_prob:.0%} CI)", fontsize=10)
             ax.set_xlabel("months since surgery")
             ax.set_ylim(0, 1.02)
         axes[0, 0].set_ylabel("survival probability")
@@ -410,7 +411,7 @@ class _Builder:
     def hazard_ratios(self, main) -> pd.DataFrame:
         cols = {}
         for endpoint, (_, dt) in main.items():
-            hr = effects.hazard_ratios(dt, prob=self.prob)
+            hr = effects.hazard_ratios(dt, ci_prob=self.ci_prob)
             cols[f"{endpoint} HR"] = [
                 _interval(r["median"], r["lower"], r["upper"]) for _, r in hr.iterrows()
             ]
@@ -423,16 +424,18 @@ class _Builder:
             index = hr.index
         table = pd.DataFrame(cols, index=index)
         table.index.name = "term"
-        fig = plots.plot_hazard_ratio_forest({e: dt for e, (_, dt) in main.items()}, prob=self.prob)
+        fig = plots.plot_hazard_ratio_forest(
+            {e: dt for e, (_, dt) in main.items()}, ci_prob=self.ci_prob
+        )
         self.figure("hazard_ratios_forest", fig)
         self.uris["forest"] = self.uris["hazard_ratios_forest"]
         return table
 
-    def standardized(self, endpoint, dt, times, horizon, num_samples) -> dict:
+    def standardized(self, endpoint, dt, times, horizon, num_draws) -> dict:
         t_max = float(np.quantile(self.df[schema.endpoint_columns(endpoint)[0]], 0.99))
         grid = np.unique(np.concatenate([np.linspace(0, min(t_max, 120.0), 49), times]))
-        std = standardized_survival(dt, self.df, grid, horizon=horizon, num_samples=num_samples)
-        summary = standardized_summary(std, prob=self.prob)
+        std = standardized_survival(dt, self.df, grid, horizon=horizon, num_draws=num_draws)
+        summary = standardized_summary(std, ci_prob=self.ci_prob)
         rows = []
         for t in times:
             at = summary[summary.time == t].set_index("quantity")
@@ -463,27 +466,29 @@ class _Builder:
             rows.append(row)
         table = pd.DataFrame(rows).fillna("")
         self.tables[f"standardized_{endpoint}"] = summary
-        fig = plot_standardized(std, prob=self.prob, title=f"{endpoint}: standardized survival")
+        fig = plot_standardized(
+            std, ci_prob=self.ci_prob, title=f"{endpoint}: standardized survival"
+        )
         uri = self.figure(f"standardized_{endpoint}", fig)
         context = {"endpoint": endpoint, "table": _html(table), "figure": uri}
         return {"context": context, "summary": summary}
 
     def margin(self, endpoint, dt) -> dict:
-        table = effects.effect_by_modifier(dt, prob=self.prob)
+        table = effects.effect_by_modifier(dt, ci_prob=self.ci_prob)
         self.tables[f"effect_by_margin_{endpoint}"] = table
         shown = pd.DataFrame(
             {
                 "patients": table["n_patients"].map(lambda v: f"{v:,.0f}"),
                 "expert": table["n_treated"].map(lambda v: f"{v:,.0f}"),
                 "events": table["n_events"].map(lambda v: f"{v:,.0f}"),
-                f"expert HR ({self.prob:.0%} CrI)": [
+                f"expert HR ({self.ci_prob:.0%} CrI)": [
                     _interval(r["median"], r["lower"], r["upper"]) for _, r in table.iterrows()
                 ],
                 "P(HR<1)": table["prob_lt_1"].map(lambda p: f"{p:.3f}"),
             },
             index=table.index,
         )
-        fig = effects.plot_effect_by_modifier(dt, prob=self.prob)
+        fig = effects.plot_effect_by_modifier(dt, ci_prob=self.ci_prob)
         uri = self.figure(f"effect_by_margin_{endpoint}", fig)
         return {"endpoint": endpoint, "table": _html(shown, index=True), "figure": uri}
 
@@ -521,8 +526,8 @@ class _Builder:
             "others_flagged": [name for name, r in other_results.items() if not r.ok],
         }
 
-    def ppc(self, endpoint, dt, times, seed) -> dict:
-        check = ppc.km_check(dt, prob=self.prob, random_seed=seed)
+    def ppc(self, endpoint, dt, times, random_seed) -> dict:
+        check = ppc.km_check(dt, ci_prob=self.ci_prob, random_seed=random_seed)
         table = check.table(times)
         self.tables[f"ppc_{endpoint}"] = table
         shown = table.copy()
@@ -562,7 +567,7 @@ class _Builder:
         }
 
     def centres(self, endpoint, dt) -> dict:
-        profile = centers.center_profile(dt, prob=self.prob)
+        profile = centers.center_profile(dt, ci_prob=self.ci_prob)
         self.tables[f"centres_{endpoint}"] = profile
         return {
             "endpoint": endpoint,
@@ -611,8 +616,8 @@ def _data_summary(df: pd.DataFrame, main) -> dict:
 
 def _headline(endpoints, main, standardized, diagnostics, checks, comparisons, truth, ctx):
     """One column per endpoint: the effect, the standardized contrasts and the checks."""
-    prob, landmark, horizon, follow_up = (
-        ctx["prob"],
+    ci_prob, landmark, horizon, follow_up = (
+        ctx["ci_prob"],
         ctx["landmark"],
         ctx["horizon"],
         ctx["follow_up"],
@@ -621,14 +626,14 @@ def _headline(endpoints, main, standardized, diagnostics, checks, comparisons, t
     columns = {}
     for k, endpoint in enumerate(endpoints):
         _, dt = main[endpoint]
-        hr = effects.hazard_ratios(dt, prob=prob).loc[schema.EXPERT]
+        hr = effects.hazard_ratios(dt, ci_prob=ci_prob).loc[schema.EXPERT]
         summary = standardized[k]["summary"]
         at = summary[summary.time == landmark].set_index("quantity")
         rest = summary[summary.time.isna()].set_index("quantity")
         medians = rest.loc[["median_treated", "median_control"], "median"]
         beyond = bool((medians > follow_up[endpoint]).any())
         col = {
-            f"expert HR ({prob:.0%} CrI)": _interval(hr["median"], hr["lower"], hr["upper"]),
+            f"expert HR ({ci_prob:.0%} CrI)": _interval(hr["median"], hr["lower"], hr["upper"]),
             "P(HR < 1)": f"{hr['prob_lt_1']:.3f}",
             f"survival at {landmark:g} months, expert": _pct(at.loc["treated", "median"]),
             f"survival at {landmark:g} months, other": _pct(at.loc["control", "median"]),
@@ -671,14 +676,14 @@ def _headline(endpoints, main, standardized, diagnostics, checks, comparisons, t
     return table
 
 
-def _methods(prob: float, horizon: float) -> str:
+def _methods(ci_prob: float, horizon: float) -> str:
     return (
         "Weibull proportional-hazards model, h(t) = alpha t^(alpha-1) exp(eta), with a "
         "normal random intercept per centre (non-centred where centres are small), fitted "
         "by NUTS (nutpie) with the package's weakly informative default priors; continuous "
         "covariates standardised for sampling and reported per year of age and per cm. "
         "The expert-centre effect is a centre-level attribute, identified between centres. "
-        f"Intervals are equal-tailed {prob:.0%} posterior intervals. Standardized survival: "
+        f"Intervals are equal-tailed {ci_prob:.0%} posterior intervals. Standardized survival: "
         "g-computation over the registry's covariates with a new centre's effect integrated "
         f"out (Gauss-Hermite); RMST to {horizon:g} months. Posterior predictive checks "
         "censor replicated times at each patient's censoring time (for patients with an "

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from bayes_sarcoma._defaults import CI_PROB
 from bayes_sarcoma.checks.ppc import add_posterior_predictive
 from bayes_sarcoma.predict.effects import hazard_ratios, log_axis
 from bayes_sarcoma.predict.survival import model_spec, time_label
@@ -143,7 +144,7 @@ def plot_hazard_ratio_forest(
     fits: Mapping[str, xr.DataTree],
     *,
     terms: Sequence[str] | None = None,
-    prob: float = 0.94,
+    ci_prob: float = CI_PROB,
     path: str | Path | None = None,
 ):
     """Plot every term's hazard ratio for several fits (endpoints) in one forest.
@@ -157,7 +158,7 @@ def plot_hazard_ratio_forest(
         E.g. ``{"LRFS": dt_lrfs, "RFS": dt_rfs, "OS": dt_os}``.
     terms : sequence of str, optional
         Terms to show (default: those of the first fit).
-    prob : float
+    ci_prob : float
         Probability of the outer interval (the inner one is 50%).
     path : str or Path, optional
         Save the figure here (PNG).
@@ -174,8 +175,8 @@ def plot_hazard_ratio_forest(
 
     if not fits:
         raise ValueError("give at least one fit")
-    tables = {name: hazard_ratios(dt, prob=prob) for name, dt in fits.items()}
-    inner = {name: hazard_ratios(dt, prob=0.5) for name, dt in fits.items()}
+    tables = {name: hazard_ratios(dt, ci_prob=ci_prob) for name, dt in fits.items()}
+    inner = {name: hazard_ratios(dt, ci_prob=0.5) for name, dt in fits.items()}
     terms = list(terms or next(iter(tables.values())).index)
     n_fits = len(fits)
     fig, ax = plt.subplots(figsize=(7.5, 0.32 * len(terms) * n_fits + 1.6), constrained_layout=True)
@@ -192,7 +193,7 @@ def plot_hazard_ratio_forest(
     ax.set_yticks(base + (n_fits - 1) / 2, terms)
     log_axis(ax, "x")
     ax.set_xlabel(
-        f"hazard ratio (log scale): median, 50% and {prob:.0%} intervals; < 1 means lower "
+        f"hazard ratio (log scale): median, 50% and {ci_prob:.0%} intervals; < 1 means lower "
         "hazard\n(continuous terms per unit of their column: per year of age, per cm)"
     )
     ax.set_title("Adjusted hazard ratios by endpoint")
@@ -257,7 +258,7 @@ def plot_km_check(
             step="post",
             color="C0",
             alpha=0.3,
-            label=f"predictive {check.prob:.0%} band",
+            label=f"predictive {check.ci_prob:.0%} band",
         )
         ax.step(grid, s["median"], where="post", color="C0", linewidth=1, label="predictive median")
         ax.step(grid, s["observed"], where="post", color="k", linewidth=1.2, label="observed KM")
@@ -284,7 +285,7 @@ def plot_km_check(
 def plot_ppc_censored(
     dt: xr.DataTree,
     *,
-    num_samples: int = 100,
+    num_draws: int = 100,
     random_seed: int | None = None,
     path: str | Path | None = None,
 ):
@@ -309,11 +310,11 @@ def plot_ppc_censored(
 
     tree = dt
     if "posterior_predictive" not in dt.children:
-        tree = add_posterior_predictive(dt, num_draws=num_samples, random_seed=random_seed)
+        tree = add_posterior_predictive(dt, num_draws=num_draws, random_seed=random_seed)
     pc = azp.plot_ppc_censored(
         tree,
         var_names=["time"],
-        num_samples=num_samples,
+        num_samples=num_draws,
         extrapolation_factor=None,
         backend="matplotlib",
     )

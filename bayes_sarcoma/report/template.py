@@ -52,7 +52,7 @@ terms {{ data.terms }}. Sampler: {{ settings }}.</p>
 <h2 id="headline">Headline: does surgery at an expert centre lengthen survival?</h2>
 {{ headline | safe }}
 <p class="note">Adjusted hazard ratio: expert vs other centre at equal age, sex, tumour size,
-grade, depth and margin, within a typical centre ({{ prob_pct }} credible interval);
+grade, depth and margin, within a typical centre ({{ ci_prob_pct }} credible interval);
 P(HR&nbsp;&lt;&nbsp;1) is the posterior probability that the expert centre lowers the
 hazard. Standardized survival: every patient of the registry operated at an expert centre
 vs at none, averaged over the patients' own covariates and over a new centre's effect
@@ -117,7 +117,7 @@ number.</p>
 <p>For each posterior draw, every patient gets a new event time from the model (own
 covariates, own centre), censored at the patient's own censoring time (a draw from the
 censoring distribution beyond the event time for patients with an event). The observed
-Kaplan-Meier curve should lie in the {{ prob_pct }} band of the replicated curves.
+Kaplan-Meier curve should lie in the {{ ci_prob_pct }} band of the replicated curves.
 p(t) = P(replicated S(t) &le; observed S(t)); values near 0 or 1 flag a misfit.</p>
 {% for p in ppc %}
 <h3>{{ p.endpoint }}</h3>

@@ -10,7 +10,7 @@ from. :func:`format_calibration` prints it.
 Examples
 --------
 >>> from bayes_sarcoma.simulate.registry import simulate_registry
->>> table = calibration_table(simulate_registry(3000, seed=1))
+>>> table = calibration_table(simulate_registry(3000, random_seed=1))
 >>> list(table.columns)[:5]
 ['section', 'quantity', 'unit', 'expert', 'other']
 """

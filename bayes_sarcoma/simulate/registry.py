@@ -233,7 +233,7 @@ def pseudo_truth_config(cfg: dict) -> dict:
 
 
 def compute_pseudo_truth(
-    cfg: dict, n_patients: int = PSEUDO_TRUTH_SIZE, seed: int = PSEUDO_TRUTH_SEED
+    cfg: dict, n_patients: int = PSEUDO_TRUTH_SIZE, random_seed: int = PSEUDO_TRUTH_SEED
 ) -> dict:
     """Fit the Weibull PH model to LRFS and RFS of a very large simulated registry.
 
@@ -252,7 +252,7 @@ def compute_pseudo_truth(
         A simulation configuration (:func:`~bayes_sarcoma.simulate.config.make_config`).
     n_patients : int
         Size of the registry (the stored default values use 1,000,000).
-    seed : int
+    random_seed : int
         Seed of the registry.
 
     Returns
@@ -262,18 +262,18 @@ def compute_pseudo_truth(
         ``se`` is the Monte Carlo error of the pseudo-true values.
     """
     key = json.dumps(pseudo_truth_config(cfg), sort_keys=True)
-    return copy.deepcopy(_pseudo_truth_cached(key, int(n_patients), int(seed)))
+    return copy.deepcopy(_pseudo_truth_cached(key, int(n_patients), int(random_seed)))
 
 
 @functools.lru_cache(maxsize=16)
-def _pseudo_truth_cached(key: str, n_patients: int, seed: int) -> dict:
+def _pseudo_truth_cached(key: str, n_patients: int, random_seed: int) -> dict:
     part = json.loads(key)
     cfg = default_config()
     for name in ("causes", "center_sd", "covariates", "followup", "expert_effect_by_margin"):
         cfg[name] = part[name]
     scaled = cfg["centers"]["n_expert_centers"] * n_patients / schema.PUBLISHED["n_patients"]
     cfg["centers"].update(expert_share=part["expert_share"], n_expert_centers=round(scaled))
-    a = _simulate_arrays(n_patients, cfg, np.random.default_rng(seed))
+    a = _simulate_arrays(n_patients, cfg, np.random.default_rng(random_seed))
     df = derive_endpoints(_frame(a))
     out = {}
     for endpoint in ("LRFS", "RFS"):
@@ -304,14 +304,18 @@ def pseudo_true_parameters(cfg: dict | None = None) -> tuple[dict, dict]:
     Returns
     -------
     values, source : dict
-        ``{"LRFS": {...}, "RFS": {...}}`` and ``{"n_patients", "seed", "stored"}``.
+        ``{"LRFS": {...}, "RFS": {...}}`` and ``{"n_patients", "random_seed", "stored"}``.
     """
     cfg = make_config() if cfg is None else cfg
     stored = truth.stored_pseudo_truth()
     if stored is not None and stored["config_hash"] == truth.config_hash(pseudo_truth_config(cfg)):
-        source = {"n_patients": stored["n_patients"], "seed": stored["seed"], "stored": True}
+        source = {
+            "n_patients": stored["n_patients"],
+            "random_seed": stored["random_seed"],
+            "stored": True,
+        }
         return copy.deepcopy(stored["endpoints"]), source
-    source = {"n_patients": PSEUDO_TRUTH_SIZE, "seed": PSEUDO_TRUTH_SEED, "stored": False}
+    source = {"n_patients": PSEUDO_TRUTH_SIZE, "random_seed": PSEUDO_TRUTH_SEED, "stored": False}
     return compute_pseudo_truth(cfg), source
 
 
@@ -321,7 +325,7 @@ def pseudo_true_parameters(cfg: dict | None = None) -> tuple[dict, dict]:
 def simulate_registry(
     n_patients: int = 9594,
     *,
-    seed: int | np.random.SeedSequence | np.random.Generator | None = None,
+    random_seed: int | np.random.SeedSequence | np.random.Generator | None = None,
     n_expert_centers: int | None = None,
     expert_share: float | None = None,
     hospital_size_exponent: float | None = None,
@@ -346,10 +350,10 @@ def simulate_registry(
     ----------
     n_patients : int
         Number of patients (default 9594, the NETSARC cohort).
-    seed : int, SeedSequence, Generator or None
+    random_seed : int, SeedSequence, Generator or None
         Seed of ``numpy.random.default_rng``. None draws fresh entropy, recorded in
-        ``df.attrs["simulation"]["seed"]`` so the registry can be reproduced (a Generator
-        is used as it is, and the recorded seed is None).
+        ``df.attrs["simulation"]["random_seed"]`` so the registry can be reproduced (a Generator
+        is used as it is, and the recorded random_seed is None).
     n_expert_centers : int, optional
         Number of expert centres (default 26).
     expert_share : float, optional
@@ -391,7 +395,7 @@ def simulate_registry(
 
     Examples
     --------
-    >>> df = simulate_registry(2000, seed=1)
+    >>> df = simulate_registry(2000, random_seed=1)
     >>> df.attrs["truth"]["OS"]["exact"], df.attrs["truth"]["LRFS"]["exact"]
     (True, False)
     >>> bool((df["rfs_months"] <= df["lrfs_months"]).all())
@@ -412,10 +416,14 @@ def simulate_registry(
         expert_effect_by_margin=expert_effect_by_margin,
         followup=followup,
     )
-    if isinstance(seed, np.random.Generator):
-        rng, entropy = seed, None
+    if isinstance(random_seed, np.random.Generator):
+        rng, entropy = random_seed, None
     else:
-        seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+        seq = (
+            random_seed
+            if isinstance(random_seed, np.random.SeedSequence)
+            else np.random.SeedSequence(random_seed)
+        )
         rng, entropy = np.random.default_rng(seq), seq.entropy
     a = _simulate_arrays(n, cfg, rng)
     df = derive_endpoints(_frame(a))
@@ -424,7 +432,7 @@ def simulate_registry(
     df.attrs["simulation"] = _plain(
         {
             "n_patients": n,
-            "seed": entropy,
+            "random_seed": entropy,
             "config": cfg,
             "pseudo_truth": source,
             "terms": list(truth.TERMS),

@@ -27,7 +27,7 @@ What this module fixes, and why:
 
 Replicates run on :func:`bayes_sarcoma.study.runner.run_tasks` (Dask), one task per replicate,
 all in one task group so that the first replicate compiles the model and the others reuse
-it (once per worker process). A replicate is a plain function of its seed: the same seed
+it (once per worker process). A replicate is a plain function of its random_seed: the same seed
 gives the same ranks however the replicates are run.
 
 Uniformity is tested three ways per parameter: Pearson's chi-square on the binned ranks,
@@ -326,11 +326,11 @@ def replicate(index: int, *, design: SBCDesign, base_seed: int = 0) -> dict[str,
     Parameters
     ----------
     index : int
-        Replicate number; with ``base_seed`` it seeds everything (same seed, same ranks).
+        Replicate number; with ``base_seed`` it seeds everything (same random_seed, same ranks).
     design : SBCDesign
         The fixed design, priors and sampler settings.
     base_seed : int
-        The study's seed.
+        The study's random_seed.
 
     Returns
     -------
@@ -396,8 +396,8 @@ class SBCResult:
         The study's design.
     failures : dict
         Replicate number -> error, for replicates that failed (excluded from the ranks).
-    seed : int
-        The study's base seed.
+    random_seed : int
+        The study's base random_seed.
     """
 
     ranks: pd.DataFrame
@@ -405,7 +405,7 @@ class SBCResult:
     n_ranks: int
     design: SBCDesign
     failures: dict[int, str] = field(default_factory=dict)
-    seed: int = 0
+    random_seed: int = 0
 
     def uniformity(self, bins: int = 10) -> pd.DataFrame:
         """Return the uniformity tests (:func:`uniformity_tests`), one row per parameter."""
@@ -415,8 +415,8 @@ class SBCResult:
         }
         return pd.DataFrame.from_dict(rows, orient="index").rename_axis("parameter")
 
-    def plot(self, bins: int = 10, path: str | Path | None = None, prob: float = 0.99):
-        """Plot the rank histograms with the binomial ``prob`` band; save to ``path`` (PNG).
+    def plot(self, bins: int = 10, path: str | Path | None = None, ci_prob: float = 0.99):
+        """Plot the rank histograms with the binomial ``ci_prob`` band; save to ``path`` (PNG).
 
         Returns
         -------
@@ -427,14 +427,14 @@ class SBCResult:
         names = list(self.ranks.columns)
         tests = self.uniformity(bins)
         n = len(self.ranks)
-        low, high = binomial_band(n, bins, prob)
+        low, high = binomial_band(n, bins, ci_prob)
         fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.4), sharey=True)
         axes = np.atleast_1d(axes)
         width = (self.n_ranks + 1) / bins
         edges = np.arange(bins) * width
         for ax, name in zip(axes, names, strict=True):
             counts = binned_counts(self.ranks[name].to_numpy(), self.n_ranks, bins)
-            ax.axhspan(low, high, color="0.85", label=f"{prob:.0%} binomial band")
+            ax.axhspan(low, high, color="0.85", label=f"{ci_prob:.0%} binomial band")
             ax.axhline(n / bins, color="0.4", lw=1, ls="--", label="expected")
             ax.bar(edges, counts, width=width, align="edge", color="C0", edgecolor="white")
             row = tests.loc[name]
@@ -462,7 +462,7 @@ class SBCResult:
         diag = self.diagnostics
         return {
             "package_version": __version__,
-            "seed": self.seed,
+            "random_seed": self.random_seed,
             "n_replicates": len(self.ranks),
             "n_ranks": self.n_ranks,
             "bins": bins,
@@ -491,7 +491,7 @@ def run_sbc(
     n_replicates: int = 100,
     *,
     design: SBCDesign | None = None,
-    seed: int = 0,
+    random_seed: int = 0,
     scheduler: Any = None,
     progress: bool = True,
     cluster_kwargs: Mapping[str, Any] | None = None,
@@ -505,8 +505,8 @@ def run_sbc(
         Replicates (ignored when ``indices`` is given).
     design : SBCDesign, optional
         Design, priors and sampler settings (default :class:`SBCDesign`).
-    seed : int
-        Base seed; replicate ``i`` is seeded by ``(seed, i)``.
+    random_seed : int
+        Base random_seed; replicate ``i`` is seeded by ``(random_seed, i)``.
     scheduler, progress, cluster_kwargs
         Passed to :func:`bayes_sarcoma.study.runner.run_tasks` (default: a threaded
         LocalCluster on this machine; ``"serial"`` runs without Dask).
@@ -520,7 +520,7 @@ def run_sbc(
     Examples
     --------
     >>> from bayes_sarcoma.study.sbc import SBCDesign, run_sbc
-    >>> res = run_sbc(100, seed=1)                                     # doctest: +SKIP
+    >>> res = run_sbc(100, random_seed=1)                                     # doctest: +SKIP
     >>> res.uniformity()                                               # doctest: +SKIP
     >>> res.plot(path="sbc_ranks.png")                                 # doctest: +SKIP
     """
@@ -530,7 +530,7 @@ def run_sbc(
     results = run_tasks(
         replicate,
         tasks,
-        shared={"design": design, "base_seed": seed},
+        shared={"design": design, "base_seed": random_seed},
         scheduler=scheduler,
         progress=progress,
         cluster_kwargs=cluster_kwargs,
@@ -553,4 +553,4 @@ def run_sbc(
     columns = list(PARAMETERS)
     ranks = pd.DataFrame.from_dict(rows, orient="index", columns=columns).rename_axis("replicate")
     diagnostics = pd.DataFrame.from_dict(diag, orient="index").rename_axis("replicate")
-    return SBCResult(ranks, diagnostics, design.n_ranks, design, failures, seed)
+    return SBCResult(ranks, diagnostics, design.n_ranks, design, failures, random_seed)

@@ -78,7 +78,7 @@ def pit_values(ranks: np.ndarray, n_ranks: int, rng: np.random.Generator) -> np.
 
 
 def uniformity_tests(
-    ranks: np.ndarray, n_ranks: int, *, bins: int = 10, seed: int = 0
+    ranks: np.ndarray, n_ranks: int, *, bins: int = 10, random_seed: int = 0
 ) -> dict[str, float]:
     """Test ranks for uniformity on ``0..n_ranks``.
 
@@ -90,7 +90,7 @@ def uniformity_tests(
         ``L``, the number of posterior draws each rank was computed among.
     bins : int
         Bins of the chi-square test (must divide ``L + 1``).
-    seed : int
+    random_seed : int
         Seed of the PIT randomisation.
 
     Returns
@@ -113,7 +113,7 @@ def uniformity_tests(
 
     counts = binned_counts(ranks, n_ranks, bins)
     chi2 = stats.chisquare(counts)
-    pit = pit_values(ranks, n_ranks, np.random.default_rng(seed))
+    pit = pit_values(ranks, n_ranks, np.random.default_rng(random_seed))
     return {
         "chi2": float(chi2.statistic),
         "chi2_p": float(chi2.pvalue),
@@ -122,14 +122,14 @@ def uniformity_tests(
     }
 
 
-def binomial_band(n_replicates: int, bins: int, prob: float = 0.99) -> tuple[float, float]:
-    """Return the central ``prob`` interval of one bin's count, Binomial(N, 1/bins).
+def binomial_band(n_replicates: int, bins: int, ci_prob: float = 0.99) -> tuple[float, float]:
+    """Return the central ``ci_prob`` interval of one bin's count, Binomial(N, 1/bins).
 
     Examples
     --------
     >>> binomial_band(100, 10)
     (3.0, 18.0)
     """
-    tail = (1.0 - prob) / 2.0
+    tail = (1.0 - ci_prob) / 2.0
     dist = stats.binom(n_replicates, 1.0 / bins)
     return float(dist.ppf(tail)), float(dist.ppf(1.0 - tail))

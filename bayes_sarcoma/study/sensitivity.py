@@ -27,7 +27,7 @@ Compile once. Cells whose models share a structure (same terms and centres, same
 :func:`bayes_sarcoma.study.runner.run_tasks` with the model structure as the task group, so the
 first cell of a structure compiles it and the others reuse it -- exactly once per
 structure in one process (the default threaded LocalCluster, or ``"serial"``), at most
-once per worker process otherwise. Each cell's seed is derived from the base seed and the
+once per worker process otherwise. Each cell's random_seed is derived from the base seed and the
 cell's key, so a cell gives the same numbers however the grid is run.
 """
 
@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayes_sarcoma._defaults import CI_PROB
 from bayes_sarcoma._version import __version__
 from bayes_sarcoma.checks.power_scaling import THRESHOLD, power_scaling
 from bayes_sarcoma.checks.prior_predictive import ARMS, BANDS, observed_survival, prior_predictive
@@ -62,7 +63,7 @@ DEFAULT_MODEL = "netsarc_weibull"
 
 
 def cell_seed(base_seed: int, key: str) -> int:
-    """Return a cell's seed: a hash of the base seed and the cell's key (order-free).
+    """Return a cell's random_seed: a hash of the base random_seed and the cell's key (order-free).
 
     Examples
     --------
@@ -82,7 +83,7 @@ class Cell:
     endpoint: str
     spec: ModelSpec
     priors: PriorSet
-    seed: int
+    random_seed: int
 
     @property
     def key(self) -> str:
@@ -166,7 +167,7 @@ def fit_cell(cell: Cell, *, data: pd.DataFrame, settings: CellSettings) -> CellO
 
     model = cell.model()
     # Compilation is serialised across threads by bayes_sarcoma.inference.sampling's lock.
-    dt = model.fit(data, random_seed=cell.seed, progressbar=False, **settings.fit)
+    dt = model.fit(data, random_seed=cell.random_seed, progressbar=False, **settings.fit)
     quantities = cell_quantities(model, dt, data, horizon=settings.horizon)
     ps = power_scaling(dt, quantities=quantities).table if settings.power_scaling else None
     band = None
@@ -177,7 +178,7 @@ def fit_cell(cell: Cell, *, data: pd.DataFrame, settings: CellSettings) -> CellO
             settings.prior_times,
             draws=settings.prior_draws,
             patients=settings.prior_patients,
-            seed=cell.seed,
+            random_seed=cell.random_seed,
         )
     stats = dt["sample_stats"].dataset
     diagnostics = {
@@ -221,9 +222,9 @@ def prior_sensitivity(
     draws: int = 1000,
     tune: int = 1000,
     chains: int = 4,
-    seed: int = 0,
+    random_seed: int = 0,
     horizon: float = 60.0,
-    ci_prob: float = 0.95,
+    ci_prob: float = CI_PROB,
     power_scaling: bool = True,
     prior_predictive: bool = True,
     prior_times: Sequence[float] = tuple(np.linspace(0, 120, 25)),
@@ -251,8 +252,8 @@ def prior_sensitivity(
         cell's priors are its prior set's (over the defaults), not the spec's own.
     draws, tune, chains : int
         Sampler settings of every fit.
-    seed : int
-        Base seed; each cell's seed is :func:`cell_seed` of it and the cell's key.
+    random_seed : int
+        Base random_seed; each cell's random_seed is :func:`cell_seed` of it and the cell's key.
     horizon : float
         Months of the standardized survival difference.
     ci_prob : float
@@ -285,7 +286,7 @@ def prior_sensitivity(
     Examples
     --------
     >>> import bayes_sarcoma as bs
-    >>> df = bs.simulate_registry(2000, seed=1)                            # doctest: +SKIP
+    >>> df = bs.simulate_registry(2000, random_seed=1)                            # doctest: +SKIP
     >>> res = bs.prior_sensitivity(df, endpoints=["OS"],                   # doctest: +SKIP
     ...                            prior_sets=["weakly_informative", "sceptical"])
     >>> res.table.query("quantity == 'hr_expert'")                         # doctest: +SKIP
@@ -309,7 +310,7 @@ def prior_sensitivity(
         for endpoint in endpoints:
             for prior_set in sets:
                 cell = Cell(endpoint, spec, prior_set, 0)
-                cell = Cell(endpoint, spec, prior_set, cell_seed(seed, cell.key))
+                cell = Cell(endpoint, spec, prior_set, cell_seed(random_seed, cell.key))
                 model = cell.model()
                 if model.treatment is None:
                     raise ValueError(f"model spec {spec.name!r} has no treatment term")
@@ -344,7 +345,9 @@ def prior_sensitivity(
             "endpoints": json.dumps(endpoints),
             "model_specs": json.dumps({s.name: s.to_dict() for s in specs}),
             "prior_sets": json.dumps({p.name: p.to_dict() for p in sets}),
-            "settings": json.dumps({**settings.fit, "horizon": horizon, "seed": seed}),
+            "settings": json.dumps(
+                {**settings.fit, "horizon": horizon, "random_seed": random_seed}
+            ),
             "ci_prob": ci_prob,
             "n_groups": len({t.group for t in tasks}),
             "wall_seconds": time.perf_counter() - start,
@@ -439,7 +442,7 @@ def _cell_record(cell: Cell, result) -> dict[str, Any]:
         "endpoint": cell.endpoint,
         "model": cell.spec.name,
         "prior_set": cell.priors.name,
-        "seed": cell.seed,
+        "random_seed": cell.random_seed,
         "ok": result.ok,
         "error": result.error,
         "traceback": result.traceback,

@@ -54,7 +54,7 @@ class SensitivityResult:
     prior_set, chain, draw)`` (NaN for failed cells), ``power_scaling`` (``prior``,
     ``likelihood``, ``diagnosis`` by ``quantity``), ``prior_predictive`` (``survival``
     bands by ``arm``, ``time``, ``quantile`` and the Kaplan-Meier ``observed``), and in
-    ``attrs`` the cells (seed, status, error, warnings, timings, diagnostics), prior sets,
+    ``attrs`` the cells (random_seed, status, error, warnings, timings, diagnostics), prior sets,
     model specs, settings and the wall time (JSON). :meth:`save` / :meth:`load` keep it.
     """
 
@@ -122,7 +122,7 @@ class SensitivityResult:
 
     @property
     def cells(self) -> pd.DataFrame:
-        """One row per cell: key, seed, ``ok``, error, warnings, timings, diagnostics."""
+        """One row per cell: key, random_seed, ``ok``, error, warnings, timings, diagnostics."""
         return pd.DataFrame(json.loads(self.tree.attrs["cells"]))
 
     @property

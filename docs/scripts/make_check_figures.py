@@ -28,7 +28,7 @@ SHOWN = {
 
 
 def main() -> None:
-    df = bs.simulate_registry(seed=2026)
+    df = bs.simulate_registry(random_seed=2026)
     with tempfile.TemporaryDirectory() as tmp:
         report = analysis_report(
             df, Path("docs/_build/netsarc_report.html"), random_seed=1, figures_dir=tmp

@@ -91,13 +91,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-patients", type=int, default=9594)
     parser.add_argument("--draws", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--random-seed", type=int, default=2026)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     logging.getLogger("pymc").setLevel(logging.WARNING)
     args.out.mkdir(parents=True, exist_ok=True)
     kw = dict(draws=args.draws, tune=args.draws, progressbar=False, random_seed=1)
-    df = bs.simulate_registry(args.n_patients, seed=args.seed)
+    df = bs.simulate_registry(args.n_patients, random_seed=args.random_seed)
     model = bs.HierarchicalWeibull("OS")
     dt = model.fit(df, **kw)
     pd.set_option("display.width", 140)
@@ -134,7 +134,9 @@ def main(argv=None):
     save(centers.plot_funnel(profile), "predictions_centre_funnel.png")
 
     by_margin = bs.simulate_registry(
-        args.n_patients, seed=args.seed, expert_effect_by_margin={"R1": 0.6, "Rx": -0.4}
+        args.n_patients,
+        random_seed=args.random_seed,
+        expert_effect_by_margin={"R1": 0.6, "Rx": -0.4},
     )
     margin_model = bs.HierarchicalWeibull("OS", effect_modifier="margin")
     dt_margin = margin_model.fit(by_margin, target_accept=0.95, **kw)

@@ -63,9 +63,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/_static"))
     parser.add_argument("--patients", type=int, default=9594)
     args = parser.parse_args()
-    df = bs.simulate_registry(args.patients, seed=2026)
+    df = bs.simulate_registry(args.patients, random_seed=2026)
     res = prior_sensitivity(
-        df, endpoints=["LRFS", "RFS", "OS"], prior_sets=PRIOR_SETS, seed=2026, progress=True
+        df, endpoints=["LRFS", "RFS", "OS"], prior_sets=PRIOR_SETS, random_seed=2026, progress=True
     )
     print(f"wall time {res.wall_seconds:.0f} s, {res.compilations} compilations")
     print(res.cells.to_string())

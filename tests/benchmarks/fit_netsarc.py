@@ -69,12 +69,12 @@ def censored_baseline(model: bs.HierarchicalWeibull, data) -> pm.Model:
     return baseline
 
 
-def fit_once(endpoint: str, data, seed: int, **kw) -> dict:
+def fit_once(endpoint: str, data, random_seed: int, **kw) -> dict:
     sampling.clear_cache()
     model = bs.HierarchicalWeibull(endpoint, **kw)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        dt = model.fit(data, random_seed=seed, progressbar=False, log_likelihood=False)
+        dt = model.fit(data, random_seed=random_seed, progressbar=False, log_likelihood=False)
     summary = azs.summary(dt, var_names=KEY)
     sampling_s = dt.attrs["sampling_seconds"]
     return {
@@ -100,7 +100,7 @@ def main() -> None:
     parser.add_argument("--scale", action="store_true", help="also the 100,000-patient check")
     args = parser.parse_args()
 
-    df = bs.simulate_registry(args.patients, seed=2026)
+    df = bs.simulate_registry(args.patients, random_seed=2026)
     n = len(df)
     print(f"# {n} patients, {df.center_id.nunique()} centres, 4 chains x 1000 draws, 1000 tune\n")
     print(
@@ -109,7 +109,7 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for endpoint in args.endpoints:
-        runs = [fit_once(endpoint, df, seed) for seed in range(1, args.runs + 1)]
+        runs = [fit_once(endpoint, df, random_seed) for random_seed in range(1, args.runs + 1)]
         model = bs.HierarchicalWeibull(endpoint)
         ours = gradient_us(model.build_model(df))
         base = gradient_us(censored_baseline(model, df), repeats=200)
@@ -127,7 +127,7 @@ def main() -> None:
     )
 
     if args.scale:
-        big = bs.simulate_registry(100_000, seed=2026)
+        big = bs.simulate_registry(100_000, random_seed=2026)
         print(f"\n# scale: {len(big)} patients, {big.center_id.nunique()} centres, OS\n")
         print("| parameterization | total s | min bulk ESS | max R-hat | divergences |")
         print("|---|---|---|---|---|")

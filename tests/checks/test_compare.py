@@ -108,7 +108,7 @@ def test_integrated_likelihood_matches_brute_force_integration(os_model_and_fit)
 # -- LOO and the comparison of candidate models ---------------------------------------------
 def shape_two_table():
     """A clustered table simulated from the model with Weibull shape 2 (far from 1)."""
-    return clustered_table(shape=2.0, sd=0.3, seed=11, intercept=-8.0, censor=(10.0, 60.0))
+    return clustered_table(shape=2.0, sd=0.3, random_seed=11, intercept=-8.0, censor=(10.0, 60.0))
 
 
 @pytest.fixture(scope="module")
@@ -163,9 +163,9 @@ def test_leave_center_out_with_an_exact_refit(shape_two_fits):
         compare.leave_center_out(dt, refit=1)
 
 
-def singletons_table(n_big=200, n_single=150, sd=1.0, seed=5):
+def singletons_table(n_big=200, n_single=150, sd=1.0, random_seed=5):
     """Ten shared centres and 150 centres of one patient each, large centre sd."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_seed)
     cl = np.concatenate([rng.integers(0, 10, n_big), 10 + np.arange(n_single)])
     u = rng.normal(0, sd, 10 + n_single)
     dose, arm = rng.normal(50, 10, cl.size), rng.integers(0, 2, cl.size)

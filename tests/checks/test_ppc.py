@@ -112,7 +112,7 @@ def test_predictive_bands_cover_the_observed_km_when_the_model_is_true(os_model_
 
 def shape_two_table():
     """A clustered table simulated from the model with Weibull shape 2 (far from 1)."""
-    return clustered_table(shape=2.0, sd=0.3, seed=11, intercept=-8.0, censor=(10.0, 60.0))
+    return clustered_table(shape=2.0, sd=0.3, random_seed=11, intercept=-8.0, censor=(10.0, 60.0))
 
 
 def test_a_misspecified_model_fails_the_check():

@@ -1,5 +1,5 @@
 """The bayes-sarcoma command line: help, exit codes, one-line errors, and each command
-against the Python API it wraps (same seed, same numbers)."""
+against the Python API it wraps (same random_seed, same numbers)."""
 
 import json
 
@@ -25,16 +25,30 @@ def run(capsys, *argv):
 
 @pytest.fixture(scope="module")
 def registry_csv(tmp_path_factory):
-    """registry_small (1500 patients, seed 7) written by `bayes-sarcoma simulate`."""
+    """registry_small (1500 patients, random_seed 7) written by `bayes-sarcoma simulate`."""
     path = tmp_path_factory.mktemp("cli") / "registry.csv"
-    assert cli.main(["simulate", "--patients", "1500", "--seed", "7", "-o", str(path), "-q"]) == 0
+    assert (
+        cli.main(["simulate", "--patients", "1500", "--random-seed", "7", "-o", str(path), "-q"])
+        == 0
+    )
     return path
 
 
 @pytest.fixture(scope="module")
 def os_fit_file(registry_csv):
     path = registry_csv.with_name("os.zarr")
-    argv = ["fit", registry_csv, "--endpoint", "os", "--seed", "1", "-o", path, "-q", *SAMPLER]
+    argv = [
+        "fit",
+        registry_csv,
+        "--endpoint",
+        "os",
+        "--random-seed",
+        "1",
+        "-o",
+        path,
+        "-q",
+        *SAMPLER,
+    ]
     assert cli.main([str(a) for a in argv]) == 0
     return path
 
@@ -125,7 +139,7 @@ def test_internal_errors_exit_3(monkeypatch, capsys, registry_csv):
 
 # -- fit, summary, predict -------------------------------------------------------------------
 def test_cli_fit_equals_the_api_fit(os_fit_file, os_model_and_fit):
-    # The same registry, sampler settings and seed as the session's OS fit.
+    # The same registry, sampler settings and random_seed as the session's OS fit.
     model, dt = os_model_and_fit
     loaded_model, loaded = io.load(os_fit_file)
     assert loaded_model.to_dict() == model.to_dict()
@@ -145,7 +159,7 @@ def test_summary_prints_hazard_ratios_and_diagnostics(os_fit_file, registry_csv,
     assert "the data match the fit" in out
     assert "OS: 1500 patients" in out
     _, dt = io.load(os_fit_file)
-    hr = bs.HierarchicalWeibull.from_datatree(dt).hazard_ratios(dt, prob=cli.PROB)
+    hr = bs.HierarchicalWeibull.from_datatree(dt).hazard_ratios(dt, ci_prob=cli.CI_PROB)
     hr = hr.loc["expert_center"]
     line = next(s for s in out.splitlines() if s.startswith("expert_center"))
     assert line.split()[1:5] == [f"{hr[c]:.3f}" for c in ("median", "lower", "upper", "prob_lt_1")]
@@ -172,7 +186,7 @@ def test_predict_matches_the_api(os_fit_file, registry_small, tmp_path, capsys):
     table = pd.read_csv(out)
     assert len(table) == 3 * 2 + 3  # survival at two times, then the median
     _, dt = io.load(os_fit_file)
-    want = summarize(predict_survival(dt, patients, [12, 60], center="known"), prob=cli.PROB)
+    want = summarize(predict_survival(dt, patients, [12, 60], center="known"), ci_prob=cli.CI_PROB)
     got = table[table.quantity == "survival"].reset_index(drop=True)
     np.testing.assert_allclose(got[["mean", "lower", "upper"]], want[["mean", "lower", "upper"]])
     assert got.patient.tolist() == want.patient.tolist()
@@ -233,7 +247,19 @@ def test_fit_options_build_the_model():
 # -- the demo --------------------------------------------------------------------------------
 def test_demo_runs_end_to_end_with_tiny_draws(tmp_path, capsys):
     out = tmp_path / "demo"
-    argv = ["demo", "--patients", 1500, "--seed", 7, "--draws", 60, "--tune", 100, "--chains", 2]
+    argv = [
+        "demo",
+        "--patients",
+        1500,
+        "--random-seed",
+        7,
+        "--draws",
+        60,
+        "--tune",
+        100,
+        "--chains",
+        2,
+    ]
     argv.append("--no-report")  # the report command is tested on its own
     code, stdout, stderr = run(capsys, *argv, "--out", out)
     assert code == 0, stderr

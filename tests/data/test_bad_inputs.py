@@ -66,7 +66,7 @@ def survival_table(n: int = 60) -> pd.DataFrame:
 
 
 def small_registry() -> pd.DataFrame:
-    return bs.simulate_registry(400, seed=3)
+    return bs.simulate_registry(400, random_seed=3)
 
 
 BASES: dict[str, Callable[[], pd.DataFrame]] = {
@@ -559,7 +559,7 @@ def test_more_than_a_million_rows():
     Timed, not asserted (the machine is shared); the problems of a huge table still name
     the patients.
     """
-    base = bs.simulate_registry(1200, seed=5)
+    base = bs.simulate_registry(1200, random_seed=5)
     copies = 1000
     big = pd.concat([base] * copies, ignore_index=True)
     big["patient_id"] = pd.Index(np.arange(len(big))).map("Q{:07d}".format)

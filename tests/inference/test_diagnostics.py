@@ -15,10 +15,10 @@ from bayes_sarcoma.math import weibull
 
 # -- synthetic posteriors: the checks in isolation ----------------------------------------
 def synthetic(
-    *, chains=4, draws=500, n_centers=50, shift=0.0, divergent=0, treedepth=0, ar=0.0, seed=0
+    *, chains=4, draws=500, n_centers=50, shift=0.0, divergent=0, treedepth=0, ar=0.0, random_seed=0
 ):
     """A DataTree shaped like a fit, with independent (or AR(1)) normal draws."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_seed)
 
     def chain_draws(*shape):
         x = rng.normal(size=(chains, draws, *shape))
@@ -153,8 +153,8 @@ def test_diagnose_needs_a_posterior():
 
 
 # -- real runs --------------------------------------------------------------------------
-def clustered(n=400, n_clusters=12, seed=0):
-    rng = np.random.default_rng(seed)
+def clustered(n=400, n_clusters=12, random_seed=0):
+    rng = np.random.default_rng(random_seed)
     cl = rng.integers(0, n_clusters, n)
     dose, arm = rng.normal(50, 10, n), rng.integers(0, 2, n)
     t = weibull.sample_times(rng, -4.0 + 0.03 * dose - 0.5 * arm + rng.normal(0, 0.4, 12)[cl], 1.3)

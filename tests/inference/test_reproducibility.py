@@ -1,4 +1,4 @@
-"""Reproducibility: the same seed gives the same posterior, bit for bit, for each sampler.
+"""Reproducibility: the same random_seed gives the same posterior, bit for bit, for each sampler.
 
 Also: however many cores the chains run on, in a fresh Python process, after a save and
 a load, and for the simulator and the prior draws. See docs/reliability.md for what is and
@@ -29,9 +29,9 @@ SMALL = dict(draws=150, tune=150, chains=2, progressbar=False)
 SPEC = dict(time="followup", event="died", cluster="site", terms=["dose", "arm"])
 
 
-def table(n: int = 200, seed: int = 3) -> pd.DataFrame:
+def table(n: int = 200, random_seed: int = 3) -> pd.DataFrame:
     """A small clustered survival table simulated from the model (12 sites)."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_seed)
     site = rng.integers(0, 12, n)
     dose = rng.normal(50, 10, n)
     arm = rng.integers(0, 2, n)
@@ -50,12 +50,12 @@ def table(n: int = 200, seed: int = 3) -> pd.DataFrame:
     )
 
 
-def fit(sampler: str = "nutpie", seed: int = 11, **kwargs) -> xr.DataTree:
+def fit(sampler: str = "nutpie", random_seed: int = 11, **kwargs) -> xr.DataTree:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # jax / numpyro internals
         warnings.simplefilter("ignore", bs.SamplerWarning)  # a divergence is not our topic
         return bs.HierarchicalWeibull(**SPEC).fit(
-            table(), sampler=sampler, random_seed=seed, **SMALL, **kwargs
+            table(), sampler=sampler, random_seed=random_seed, **SMALL, **kwargs
         )
 
 
@@ -86,7 +86,7 @@ def test_same_seed_same_posterior_bit_for_bit(sampler):
     second = fit(sampler)
     assert first.attrs["sampler"] == sampler
     assert_identical(first, second)
-    other = fit(sampler, seed=12)
+    other = fit(sampler, random_seed=12)
     assert not np.array_equal(other.posterior["beta"], first.posterior["beta"])
 
 
@@ -105,7 +105,7 @@ def test_the_number_of_cores_does_not_change_the_draws(sampler, kwargs):
 
 
 def test_a_fresh_python_process_gives_the_same_posterior(tmp_path):
-    """Nothing process-specific (hash seed, compile cache, import order) enters the draws."""
+    """Nothing process-specific (hash random_seed, compile cache, import order) enters the draws."""
     ours = fit("nutpie")
     out = tmp_path / "draws.json"
     script = textwrap.dedent(
@@ -157,10 +157,10 @@ def test_save_load_round_trip_is_lossless_and_refits_identically(
 
 
 def test_simulator_and_prior_draws_are_seeded(registry_small):
-    a, b = bs.simulate_registry(300, seed=9), bs.simulate_registry(300, seed=9)
+    a, b = bs.simulate_registry(300, random_seed=9), bs.simulate_registry(300, random_seed=9)
     pd.testing.assert_frame_equal(a, b)
     assert a.attrs["truth"] == b.attrs["truth"]
-    assert not a["os_months"].equals(bs.simulate_registry(300, seed=10)["os_months"])
+    assert not a["os_months"].equals(bs.simulate_registry(300, random_seed=10)["os_months"])
     model = bs.HierarchicalWeibull(**SPEC)
     p1 = model.sample_prior(table(), draws=200, random_seed=4)
     p2 = model.sample_prior(table(), draws=200, random_seed=4)

@@ -30,9 +30,9 @@ def assert_same_tree(a: xr.DataTree, b: xr.DataTree) -> None:
         assert dict(a[name].attrs) == dict(b[name].attrs), name
 
 
-def int_id_table(n=300, n_clusters=9, seed=3):
+def int_id_table(n=300, n_clusters=9, random_seed=3):
     """Integer patient and cluster ids, own column names, delayed entry, exponential truth."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_seed)
     site = rng.integers(0, n_clusters, n) * 10 + 100
     u = dict(zip(np.unique(site), rng.normal(0, 0.3, n_clusters), strict=True))
     arm = rng.integers(0, 2, n)

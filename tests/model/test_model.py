@@ -34,9 +34,9 @@ REGISTRY_LABELS = [
 ]
 
 
-def inside(dt, var, truth, prob=0.94, **sel):
+def inside(dt, var, truth, ci_prob=0.94, **sel):
     draws = dt.posterior[var].sel(**sel).to_numpy().ravel()
-    lo, hi = np.quantile(draws, [(1 - prob) / 2, (1 + prob) / 2])
+    lo, hi = np.quantile(draws, [(1 - ci_prob) / 2, (1 + ci_prob) / 2])
     return lo <= truth <= hi
 
 
@@ -138,7 +138,7 @@ def test_recovers_the_exact_os_truth(os_model_and_fit, registry_small):
 
 @pytest.mark.slow
 def test_recovers_the_truth_at_netsarc_size():
-    df = bs.simulate_registry(seed=2026)
+    df = bs.simulate_registry(random_seed=2026)
     truth = df.attrs["truth"]["OS"]
     dt = bs.HierarchicalWeibull("OS").fit(df, random_seed=3, progressbar=False)
     assert inside(dt, "beta", truth["beta"]["expert_center"], term="expert_center")
@@ -150,7 +150,7 @@ def test_recovers_the_truth_at_netsarc_size():
 
 
 def test_user_table_with_its_own_column_names_and_delayed_entry():
-    df = clustered_table(n=600, seed=4, entry=True)
+    df = clustered_table(n=600, random_seed=4, entry=True)
     model = bs.HierarchicalWeibull(
         time="followup_years",
         event="died",
@@ -170,7 +170,7 @@ def test_user_table_with_its_own_column_names_and_delayed_entry():
 
 def test_matches_lifelines_maximum_likelihood_without_clusters():
     lifelines = pytest.importorskip("lifelines")
-    df = clustered_table(n=3000, sd=0.0, seed=9)
+    df = clustered_table(n=3000, sd=0.0, random_seed=9)
     model = bs.HierarchicalWeibull(
         time="followup_years",
         event="died",
@@ -198,7 +198,7 @@ def test_matches_lifelines_maximum_likelihood_without_clusters():
 
 
 def test_exponential_baseline_has_no_shape():
-    df = clustered_table(n=500, shape=1.0, seed=2)
+    df = clustered_table(n=500, shape=1.0, random_seed=2)
     model = bs.HierarchicalWeibull(
         time="followup_years",
         event="died",
@@ -214,7 +214,7 @@ def test_exponential_baseline_has_no_shape():
 # -- samplers and compilation ------------------------------------------------------------
 @pytest.mark.parametrize("sampler", ["pymc", "numpyro"])
 def test_samplers_agree_with_nutpie(sampler):
-    df = clustered_table(n=300, seed=1)
+    df = clustered_table(n=300, random_seed=1)
     kw = dict(time="followup_years", event="died", cluster="site", terms=["dose_mg", "arm"])
     ref = bs.HierarchicalWeibull(**kw).fit(
         df, random_seed=1, draws=500, tune=500, chains=2, progressbar=False

@@ -26,10 +26,10 @@ SHAPES = (0.3, 1.0, 3.0)
 SPEC = dict(time="t", event="d", cluster="site", terms=["z", "arm"], id_column="subject")
 
 
-def extreme_table(n: int = 400, seed: int = 0) -> pd.DataFrame:
+def extreme_table(n: int = 400, random_seed: int = 0) -> pd.DataFrame:
     """Times log-uniform on [0.01, 10000] months (both ends present, events and censored),
     a covariate whose two outliers standardise to exactly +-10, 12 sites."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_seed)
     t = np.exp(rng.uniform(np.log(T_MIN), np.log(T_MAX), n))
     t[:4] = [T_MIN, T_MIN, T_MAX, T_MAX]
     d = rng.integers(0, 2, n)
@@ -270,7 +270,7 @@ def test_vague_priors_initialise_on_extreme_data(extreme, name):
 
 def test_delayed_entry_close_to_exit_stays_finite():
     """-H(t) + H(a) with a just below t (cancellation), and a = 0 (no entry)."""
-    df = extreme_table(seed=5)
+    df = extreme_table(random_seed=5)
     df["entry"] = np.where(np.arange(len(df)) % 2 == 0, df["t"] * (1 - 1e-9), 0.0)
     pm_model = bs.HierarchicalWeibull(**SPEC, entry="entry").build_model(df)
     both = logp_and_gradient(pm_model)

@@ -37,11 +37,11 @@ def fit_by_margin(df, **kw):
 def margin_fits():
     """OS fits with an expert-by-margin interaction: a margin-dependent truth and a common one.
 
-    Both registries share their seed, so centres and covariates (and the compiled model)
+    Both registries share their random_seed, so centres and covariates (and the compiled model)
     are the same; only the outcomes differ.
     """
-    varying = bs.simulate_registry(3000, seed=11, expert_effect_by_margin=BY_MARGIN)
-    common = bs.simulate_registry(3000, seed=11)
+    varying = bs.simulate_registry(3000, random_seed=11, expert_effect_by_margin=BY_MARGIN)
+    common = bs.simulate_registry(3000, random_seed=11)
     return {
         "varying": (varying, *fit_by_margin(varying)),
         "common": (common, *fit_by_margin(common)),
@@ -51,7 +51,7 @@ def margin_fits():
 # -- hazard and time ratios ----------------------------------------------------------------
 def test_hazard_ratio_table(os_model_and_fit):
     _model, dt = os_model_and_fit
-    table = bs.hazard_ratios(dt, prob=0.9)
+    table = bs.hazard_ratios(dt, ci_prob=0.9)
     assert list(table.index) == list(dt.posterior["term"].values)
     assert table.index.name == "term"
     hr = np.exp(dt.posterior["beta"].sel(term="grade[3]").to_numpy().ravel())
@@ -62,7 +62,7 @@ def test_hazard_ratio_table(os_model_and_fit):
     assert row["upper"] == pytest.approx(np.quantile(hr, 0.95))
     assert row["prob_lt_1"] == pytest.approx((hr < 1).mean())
     assert table.loc["expert_center", "prob_lt_1"] > 0.95  # true HR 0.65
-    wider = effects.hazard_ratios(dt, prob=0.99)
+    wider = effects.hazard_ratios(dt, ci_prob=0.99)
     assert (wider["upper"] - wider["lower"] > table["upper"] - table["lower"]).all()
 
 
@@ -75,7 +75,7 @@ def test_time_ratio_table(os_model_and_fit):
     hr = effects.hazard_ratios(dt)
     np.testing.assert_allclose(table["prob_gt_1"], hr["prob_lt_1"])
     # A patient's median scales by the time ratio when only the term changes.
-    row = bs.simulate_registry(5, seed=1).iloc[[0]]
+    row = bs.simulate_registry(5, random_seed=1).iloc[[0]]
     med = [
         predict.predict_median(dt, row.assign(expert_center=v), center="typical")
         for v in (True, False)
@@ -164,8 +164,8 @@ def test_shrinks_to_a_common_effect_when_margins_do_not_differ(margin_fits):
 def test_standardized_survival_switches_the_interaction(margin_fits):
     df, _, dt = margin_fits["varying"]
     sub = df[df.margin.isin(["R1", "Rx"])]
-    std = standardize.standardized_survival(dt, sub, [24.0, 60.0], num_samples=30)
-    post = predict.draws(dt, num_samples=30)
+    std = standardize.standardized_survival(dt, sub, [24.0, 60.0], num_draws=30)
+    post = predict.draws(dt, num_draws=30)
     flat = {k: post[k].to_numpy().reshape(-1, *post[k].shape[2:]) for k in post.data_vars}
     design = predict.fitted_design(dt)
     levels = list(post["margin"].values)
@@ -187,14 +187,14 @@ def test_standardized_survival_switches_the_interaction(margin_fits):
 
 @pytest.mark.slow
 def test_margin_recovery_at_netsarc_size():
-    df = bs.simulate_registry(seed=2026, expert_effect_by_margin=BY_MARGIN)
+    df = bs.simulate_registry(random_seed=2026, expert_effect_by_margin=BY_MARGIN)
     model = bs.HierarchicalWeibull("OS", effect_modifier="margin")
     dt = model.fit(df, random_seed=5, progressbar=False, target_accept=0.95)
     true = df.attrs["truth"]["OS"]["beta_expert_by_margin"]
     # Four margins checked at once: each at 98.5%, a family-wise 94% (Bonferroni). With this
-    # seed R0 falls just outside its own 94% interval (HR 0.75 vs the true 0.65); the
+    # random_seed R0 falls just outside its own 94% interval (HR 0.75 vs the true 0.65); the
     # maximum-likelihood fit without centre effects finds 0.74 too: it is the data.
-    table = effects.effect_by_modifier(dt, prob=1 - 0.06 / 4)
+    table = effects.effect_by_modifier(dt, ci_prob=1 - 0.06 / 4)
     for margin, value in true.items():
         assert table.loc[margin, "lower"] < np.exp(value) < table.loc[margin, "upper"], margin
     diff = dt.posterior["treatment_log_hr"].sel(margin="R1") - dt.posterior["treatment_log_hr"].sel(

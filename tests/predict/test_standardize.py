@@ -23,10 +23,10 @@ def fit(os_model_and_fit):
     return os_model_and_fit[1]
 
 
-def brute_force(dt, data, times, value, center="new", num_samples=None):
+def brute_force(dt, data, times, value, center="new", num_draws=None):
     """Mean over patients of every patient's survival with the treatment set to ``value``."""
     s = predict.predict_survival(
-        dt, data.assign(expert_center=value), times, center=center, num_samples=num_samples
+        dt, data.assign(expert_center=value), times, center=center, num_draws=num_draws
     )
     return s.mean("patient")
 
@@ -58,10 +58,10 @@ def test_matches_brute_force_g_computation(fit, registry_small):
     times = [0.0, 6.0, 12.0, 24.0, 60.0, 120.0]
     for center in ("new", "typical"):
         std = standardize.standardized_survival(
-            fit, registry_small, times, center=center, num_samples=20
+            fit, registry_small, times, center=center, num_draws=20
         )
         for arm, value in (("treated", True), ("control", False)):
-            direct = brute_force(fit, registry_small, times, value, center, num_samples=20)
+            direct = brute_force(fit, registry_small, times, value, center, num_draws=20)
             np.testing.assert_allclose(std[arm], direct, rtol=0, atol=1e-12)
         np.testing.assert_allclose(std["treated"].sel(time=0.0), 1.0, atol=1e-14)
 
@@ -77,10 +77,10 @@ def curve(eta, offsets, shape, w):
 
 
 def test_median_and_rmst_of_the_standardized_curve(fit, registry_small):
-    std = standardize.standardized_survival(fit, registry_small, [60.0], num_samples=6)
+    std = standardize.standardized_survival(fit, registry_small, [60.0], num_draws=6)
     p = {
         arm: predict.Predictor.from_fit(
-            fit, registry_small, set_term=("expert_center", value), num_samples=6
+            fit, registry_small, set_term=("expert_center", value), num_draws=6
         )
         for arm, value in (("treated", 1.0), ("control", 0.0))
     }
@@ -99,7 +99,7 @@ def test_median_and_rmst_of_the_standardized_curve(fit, registry_small):
 # -- contract, subgroup, summary, plot, errors ------------------------------------------------
 def test_contract(os_model_and_fit, registry_small):
     _model, dt = os_model_and_fit
-    std = bs.standardized_survival(dt, registry_small, TRUTH_TIMES, num_samples=100)
+    std = bs.standardized_survival(dt, registry_small, TRUTH_TIMES, num_draws=100)
     for name in ("treated", "control", "difference", "ratio"):
         assert std[name].dims == ("chain", "draw", "time")
     for name in ("median_difference", "rmst_difference"):
@@ -116,19 +116,19 @@ def test_contract(os_model_and_fit, registry_small):
 
 def test_subgroup_through_the_data_argument(fit, registry_small):
     r1 = registry_small[registry_small.margin == "R1"]
-    std = standardize.standardized_survival(fit, r1, [24.0, 60.0], num_samples=20)
+    std = standardize.standardized_survival(fit, r1, [24.0, 60.0], num_draws=20)
     assert std.attrs["n_patients"] == len(r1)
-    direct = brute_force(fit, r1, [24.0, 60.0], True, num_samples=20)
+    direct = brute_force(fit, r1, [24.0, 60.0], True, num_draws=20)
     np.testing.assert_allclose(std["treated"], direct, atol=1e-12)
-    everyone = standardize.standardized_survival(fit, registry_small, [60.0], num_samples=20)
+    everyone = standardize.standardized_survival(fit, registry_small, [60.0], num_draws=20)
     assert not np.allclose(std["control"].sel(time=60.0), everyone["control"].sel(time=60.0))
 
 
 def test_summary_table_and_plot(fit, registry_small, tmp_path):
     std = standardize.standardized_survival(
-        fit, registry_small, np.linspace(0, 120, 25), num_samples=100, horizon=60.0
+        fit, registry_small, np.linspace(0, 120, 25), num_draws=100, horizon=60.0
     )
-    table = standardize.standardized_summary(std, prob=0.9)
+    table = standardize.standardized_summary(std, ci_prob=0.9)
     assert list(table.columns) == [
         "quantity",
         "time",
@@ -161,14 +161,14 @@ def test_bad_arguments(fit, registry_small):
 
 
 # -- coverage of the simulator's truth ---------------------------------------------------------
-def covers_truth(dt, df, endpoint, prob=0.94):
+def covers_truth(dt, df, endpoint, ci_prob=0.94):
     std = standardize.standardized_survival(dt, df, TRUTH_TIMES)
     truth = df.attrs["truth"][endpoint]["standardized"]
     misses = []
     for arm, key in (("treated", "expert"), ("control", "other")):
         for t in TRUTH_TIMES:
             draws = std[arm].sel(time=t).to_numpy().ravel()
-            lo, hi = np.quantile(draws, [(1 - prob) / 2, (1 + prob) / 2])
+            lo, hi = np.quantile(draws, [(1 - ci_prob) / 2, (1 + ci_prob) / 2])
             value = truth[key][int(t)]
             if not lo <= value <= hi:
                 misses.append((endpoint, arm, t, round(value, 4), round(lo, 4), round(hi, 4)))
@@ -186,7 +186,7 @@ def test_covers_the_true_standardized_survival(
 @pytest.mark.slow
 @pytest.mark.parametrize("endpoint", ["OS", "LRFS", "RFS"])
 def test_covers_the_true_standardized_survival_at_netsarc_size(endpoint):
-    df = bs.simulate_registry(seed=2026)
+    df = bs.simulate_registry(random_seed=2026)
     dt = bs.HierarchicalWeibull(endpoint).fit(df, random_seed=4, progressbar=False)
     misses = covers_truth(dt, df, endpoint)
     assert not misses, misses

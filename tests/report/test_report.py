@@ -50,7 +50,7 @@ def report(tmp_path_factory, registry_small, os_model_and_fit):
             fits={"OS": os_model_and_fit},
             random_seed=5,
             figures_dir=folder / "figures",
-            num_samples=200,
+            num_draws=200,
             **settings,
         )
     pd.testing.assert_frame_equal(registry_small, before)
@@ -79,7 +79,7 @@ def test_the_report_is_one_self_contained_html_file(report):
 def test_the_report_shows_the_fits_numbers(report, os_model_and_fit, registry_small):
     _, dt = os_model_and_fit
     html = report.html
-    hr = effects.hazard_ratios(dt, prob=0.95).loc["expert_center"]
+    hr = effects.hazard_ratios(dt, ci_prob=0.95).loc["expert_center"]
     headline = report.tables["headline"]
     assert list(headline.columns) == ["OS"]
     cell = headline.loc["expert HR (95% CrI)", "OS"]
@@ -114,7 +114,7 @@ def test_the_report_shows_the_fits_numbers(report, os_model_and_fit, registry_sm
 
 @pytest.mark.slow
 def test_full_report_at_netsarc_size(tmp_path):
-    df = bs.simulate_registry(seed=2026)
+    df = bs.simulate_registry(random_seed=2026)
     result = analysis_report(df, tmp_path / "netsarc.html", random_seed=1)
     headline = result.tables["headline"]
     assert list(headline.columns) == ["LRFS", "RFS", "OS"]
@@ -137,7 +137,7 @@ def test_a_report_from_given_candidate_fits_fits_nothing(
         candidates=("weibull",),  # the margin fit is given, so it is reported all the same
         fits=report.fits,
         random_seed=5,
-        num_samples=200,
+        num_draws=200,
     )
     for name in ("weibull", "expert x margin"):
         assert again.fits["OS"][name][1] is report.fits["OS"][name][1]

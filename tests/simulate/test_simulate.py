@@ -22,7 +22,7 @@ PUB = schema.PUBLISHED["median_months"]
 
 @pytest.fixture(scope="module")
 def registry() -> pd.DataFrame:
-    return simulate.simulate_registry(seed=2026)
+    return simulate.simulate_registry(random_seed=2026)
 
 
 def _group_medians(df):
@@ -97,23 +97,25 @@ def test_endpoint_ordering(registry):
 
 
 def test_seed_reproducible_and_seeds_differ():
-    a = simulate.simulate_registry(500, seed=7, pseudo_truth=False)
-    b = simulate.simulate_registry(500, seed=7, pseudo_truth=False)
-    c = simulate.simulate_registry(500, seed=8, pseudo_truth=False)
+    a = simulate.simulate_registry(500, random_seed=7, pseudo_truth=False)
+    b = simulate.simulate_registry(500, random_seed=7, pseudo_truth=False)
+    c = simulate.simulate_registry(500, random_seed=8, pseudo_truth=False)
     pd.testing.assert_frame_equal(a, b)
     assert not a["os_months"].equals(c["os_months"])
-    assert a.attrs["simulation"]["seed"] == 7
-    # seed=None draws fresh entropy, recorded so the registry can be rebuilt
+    assert a.attrs["simulation"]["random_seed"] == 7
+    # random_seed=None draws fresh entropy, recorded so the registry can be rebuilt
     d = simulate.simulate_registry(300, pseudo_truth=False)
-    e = simulate.simulate_registry(300, seed=d.attrs["simulation"]["seed"], pseudo_truth=False)
+    e = simulate.simulate_registry(
+        300, random_seed=d.attrs["simulation"]["random_seed"], pseudo_truth=False
+    )
     pd.testing.assert_frame_equal(d, e)
-    g = simulate.simulate_registry(300, seed=np.random.default_rng(7), pseudo_truth=False)
-    assert g.attrs["simulation"]["seed"] is None
+    g = simulate.simulate_registry(300, random_seed=np.random.default_rng(7), pseudo_truth=False)
+    assert g.attrs["simulation"]["random_seed"] is None
 
 
 @pytest.mark.parametrize("n", [1, 2, 30, 200])
 def test_small_registries(n):
-    df = simulate.simulate_registry(n, seed=3, pseudo_truth=False)
+    df = simulate.simulate_registry(n, random_seed=3, pseudo_truth=False)
     assert len(df) == n
     assert df["patient_id"].is_unique
     assert (df["rfs_months"] <= df["os_months"]).all()
@@ -140,9 +142,9 @@ def test_centre_structure(registry):
     assert expert.min() < 60
 
 
-@pytest.mark.parametrize("seed", [2026, 1, 2])
-def test_crude_medians_match_published(seed, registry):
-    df = registry if seed == 2026 else simulate.simulate_registry(seed=seed)
+@pytest.mark.parametrize("random_seed", [2026, 1, 2])
+def test_crude_medians_match_published(random_seed, registry):
+    df = registry if random_seed == 2026 else simulate.simulate_registry(random_seed=random_seed)
     for (endpoint, group), median in _group_medians(df).items():
         target = PUB[endpoint][group]
         assert abs(median / target - 1) <= 0.10, (endpoint, group, median, target)
@@ -269,7 +271,7 @@ def _monte_carlo_standardized(df, cfg, reps, rng):
 @pytest.mark.parametrize("margin_effects", [None, {"R1": 0.4, "Rx": -0.3}])
 def test_standardized_truth_matches_monte_carlo(margin_effects):
     df = simulate.simulate_registry(
-        4000, seed=11, expert_effect_by_margin=margin_effects, pseudo_truth=False
+        4000, random_seed=11, expert_effect_by_margin=margin_effects, pseudo_truth=False
     )
     cfg = df.attrs["simulation"]["config"]
     mc, n = _monte_carlo_standardized(df, cfg, reps=50, rng=np.random.default_rng(12))
@@ -296,8 +298,8 @@ def _fit_os(df_arrays, by_margin=False):
     )
 
 
-def _large(n, cfg, seed):
-    a = simulate._simulate_arrays(n, cfg, np.random.default_rng(seed))
+def _large(n, cfg, random_seed):
+    a = simulate._simulate_arrays(n, cfg, np.random.default_rng(random_seed))
     return a, derive_endpoints(simulate._frame(a))
 
 
@@ -322,8 +324,8 @@ def test_weibull_ph_mle_rejects_bad_input():
 
 def test_margin_dependent_expert_effect():
     extra = {"R1": 0.4, "Rx": -0.3}
-    df = simulate.simulate_registry(3000, seed=4, expert_effect_by_margin=extra)
-    base = simulate.simulate_registry(3000, seed=4)
+    df = simulate.simulate_registry(3000, random_seed=4, expert_effect_by_margin=extra)
+    base = simulate.simulate_registry(3000, random_seed=4)
     tr, tr0 = df.attrs["truth"], base.attrs["truth"]
     b = tr0["OS"]["beta"]["expert_center"]
     assert tr["OS"]["beta_expert_by_margin"] == pytest.approx(
@@ -356,7 +358,7 @@ def test_overrides_merge_without_mutating_defaults():
     before = simulate.default_config()
     df = simulate.simulate_registry(
         200,
-        seed=1,
+        random_seed=1,
         causes={"death": {"beta": {"expert_center": -0.2}}},
         shapes={"local": 0.7},
         center_sd=0.3,
@@ -381,7 +383,7 @@ def test_overrides_merge_without_mutating_defaults():
 
 def test_centre_options():
     df = simulate.simulate_registry(
-        5000, seed=2, n_expert_centers=10, expert_share=0.5, hospital_size_exponent=3.0,
+        5000, random_seed=2, n_expert_centers=10, expert_share=0.5, hospital_size_exponent=3.0,
         pseudo_truth=False,
     )  # fmt: skip
     sizes = df.groupby("center_id").size()
@@ -409,7 +411,7 @@ def test_stored_pseudo_truth_belongs_to_the_defaults():
 def test_stored_pseudo_truth_recomputes():
     stored = truth.stored_pseudo_truth()
     fresh = simulate.compute_pseudo_truth(
-        simulate.make_config(), stored["n_patients"], stored["seed"]
+        simulate.make_config(), stored["n_patients"], stored["random_seed"]
     )
     for endpoint, v in stored["endpoints"].items():
         assert fresh[endpoint]["intercept"] == pytest.approx(v["intercept"], abs=1e-6)

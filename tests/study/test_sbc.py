@@ -141,7 +141,7 @@ def test_binned_counts_and_band():
         sbc.binned_counts(np.arange(10), 99, 7)
     with pytest.raises(ValueError, match=r"0\.\.99"):
         sbc.binned_counts(np.array([100]), 99, 10)
-    low, high = sbc.binomial_band(100, 10, prob=0.99)
+    low, high = sbc.binomial_band(100, 10, ci_prob=0.99)
     dist = stats.binom(100, 0.1)
     assert dist.cdf(high) - dist.cdf(low - 1) >= 0.99
 
@@ -164,7 +164,7 @@ def test_uniformity_tests_accept_uniform_and_reject_biased_ranks():
 @pytest.fixture(scope="module")
 def small_study():
     before = sampling.COMPILATIONS["nutpie"]
-    result = sbc.run_sbc(8, design=SMALL, seed=4, progress=False)
+    result = sbc.run_sbc(8, design=SMALL, random_seed=4, progress=False)
     return result, sampling.COMPILATIONS["nutpie"] - before
 
 
@@ -199,15 +199,19 @@ def test_small_study_mechanics(small_study, tmp_path):
 
 def test_a_replicate_gives_the_same_ranks_however_it_is_run(small_study):
     result, _ = small_study
-    again = sbc.run_sbc(design=SMALL, seed=4, indices=[2, 5], scheduler="serial", progress=False)
+    again = sbc.run_sbc(
+        design=SMALL, random_seed=4, indices=[2, 5], scheduler="serial", progress=False
+    )
     np.testing.assert_array_equal(again.ranks.to_numpy(), result.ranks.loc[[2, 5]].to_numpy())
-    other = sbc.run_sbc(design=SMALL, seed=5, indices=[2], scheduler="serial", progress=False)
+    other = sbc.run_sbc(
+        design=SMALL, random_seed=5, indices=[2], scheduler="serial", progress=False
+    )
     assert other.diagnostics.loc[2, "true_shape"] != result.diagnostics.loc[2, "true_shape"]
 
 
 @pytest.mark.slow
 def test_full_sbc_ranks_are_uniform():
-    result = sbc.run_sbc(120, seed=2018, progress=False)
+    result = sbc.run_sbc(120, random_seed=2018, progress=False)
     assert len(result.failures) <= 2, result.failures
     assert len(result.ranks) >= 118
     table = result.uniformity(bins=10)

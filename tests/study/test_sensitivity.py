@@ -30,7 +30,7 @@ GRID = dict(
     draws=200,
     tune=200,
     chains=2,
-    seed=11,
+    random_seed=11,
     prior_draws=100,
     prior_patients=100,
     prior_times=np.linspace(0, 120, 7),
@@ -42,7 +42,7 @@ PRIOR_SETS = ["vague", "sceptical", "enthusiastic"]
 @pytest.fixture(scope="module")
 def registry_grid():
     """A registry of its own size, so that its model structures are compiled here."""
-    return bs.simulate_registry(700, seed=606)
+    return bs.simulate_registry(700, random_seed=606)
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ def test_cells_record_seeds_timings_and_diagnostics(serial_grid):
     res, _ = serial_grid
     cells = res.cells
     assert cells["ok"].all()
-    assert list(cells["seed"]) == [cell_seed(11, k) for k in cells["key"]]
+    assert list(cells["random_seed"]) == [cell_seed(11, k) for k in cells["key"]]
     assert (cells["seconds"] > 0).all()
     assert {"divergences", "max_rhat", "min_ess_bulk", "sampling_seconds"} <= set(cells)
     assert res.wall_seconds > cells["seconds"].max()
@@ -226,7 +226,7 @@ def test_prior_predictive_bands_are_ordered_survival_curves(serial_grid):
 
 def test_scipy_prior_draws_match_pymcs_prior(registry_small, os_model_and_fit):
     model, _ = os_model_and_fit
-    ours = sample_prior(model, 3000, seed=5)["prior"]
+    ours = sample_prior(model, 3000, random_seed=5)["prior"]
     theirs = model.sample_prior(registry_small, draws=3000, random_seed=6)["prior"]
     for name, sel in [
         ("intercept", {}),
@@ -242,10 +242,14 @@ def test_scipy_prior_draws_match_pymcs_prior(registry_small, os_model_and_fit):
 
 def test_prior_predictive_standardizes_over_patients(os_model_and_fit, registry_small):
     model, _ = os_model_and_fit
-    band = prior_predictive(model, registry_small, [0.0, 24.0], draws=200, patients=50, seed=2)
+    band = prior_predictive(
+        model, registry_small, [0.0, 24.0], draws=200, patients=50, random_seed=2
+    )
     assert band.dims == ("arm", "time", "quantile")
     assert band.attrs["nonfinite_draws"] == 0
-    again = prior_predictive(model, registry_small, [0.0, 24.0], draws=200, patients=50, seed=2)
+    again = prior_predictive(
+        model, registry_small, [0.0, 24.0], draws=200, patients=50, random_seed=2
+    )
     xr.testing.assert_identical(band, again)
 
 
