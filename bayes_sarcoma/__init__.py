@@ -26,7 +26,7 @@ from bayes_sarcoma.data.prepare import ZeroTimeWarning
 from bayes_sarcoma.data.validation import validate_registry
 from bayes_sarcoma.inference.diagnose import Diagnosis, diagnose
 from bayes_sarcoma.model.hierarchical import HierarchicalWeibull, SamplerWarning
-from bayes_sarcoma.model.io import DataMismatchError, FitFileError, load, save
+from bayes_sarcoma.model.io import DataMismatchError, FitFileError, check_data, load, save
 from bayes_sarcoma.model.priors import DEFAULT_PRIORS, Prior, PriorError
 from bayes_sarcoma.model.specs import (
     ModelSpec,
@@ -85,6 +85,7 @@ __all__ = [
     "analysis_report",
     "calibration_table",
     "center_profile",
+    "check_data",
     "compare_models",
     "derive_endpoints",
     "diagnose",

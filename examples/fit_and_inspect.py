@@ -72,8 +72,8 @@ def main(argv: Sequence[str] | None = None):
     print(diagnose(dt))
 
     # 5. Save without pickle, load back, and check it is the same registry.
-    path = save(model, dt, args.out / "lrfs.zarr", overwrite=True)
-    _, loaded = load(path, data=df)
+    path = save(dt, args.out / "lrfs.zarr", overwrite=True)
+    loaded = load(path, data=df)
     truth = df.attrs["truth"]["LRFS"]["beta"]["expert_center"]
     hr = loaded.posterior["hazard_ratio"].sel(term="expert_center")
     print(f"expert-centre HR {float(hr.median()):.2f}, true {math.exp(truth):.2f}; saved {path}")

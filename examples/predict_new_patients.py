@@ -135,7 +135,8 @@ def main(argv: Sequence[str] | None = None):
     args = options(argv)
     matplotlib.use("Agg")
     if args.fit:
-        model, dt = load(args.fit)
+        dt = load(args.fit)
+        model = bs.HierarchicalWeibull.from_datatree(dt)
     else:
         df = bs.simulate_registry(args.patients, random_seed=args.random_seed)
         model = bs.HierarchicalWeibull("OS")

@@ -116,5 +116,5 @@ def fit_and_save(
             target_accept=args.target_accept,
             progressbar=console.progressbar,
         )
-    io.save(model, dt, out, overwrite=args.overwrite)
+    io.save(dt, out, overwrite=args.overwrite)
     return dt

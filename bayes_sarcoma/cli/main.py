@@ -229,7 +229,7 @@ def cmd_summary(args: argparse.Namespace, console: Console) -> int:
     from bayes_sarcoma.model import io
 
     meta = io.read_metadata(args.fit)
-    _, dt = io.load(args.fit, data=read_table(args.data) if args.data else None)
+    dt = io.load(args.fit, data=read_table(args.data) if args.data else None)
     console.print(
         f"{args.fit}: saved {meta['saved_at']} by bayes_sarcoma {meta['package_version']}"
         + ("; the data match the fit" if args.data else ""),
@@ -244,7 +244,7 @@ def cmd_predict(args: argparse.Namespace, console: Console) -> int:
     from bayes_sarcoma.model import io
     from bayes_sarcoma.predict.survival import predict_median, predict_survival, summarize
 
-    _, dt = io.load(args.fit)
+    dt = io.load(args.fit)
     patients = read_table(args.patients)
     times = _csv_list(args.times, float)
     surv = summarize(
@@ -298,13 +298,15 @@ def cmd_sensitivity(args: argparse.Namespace, console: Console) -> int:
 # -- report ----------------------------------------------------------------------------------
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
     """Write the HTML report of a registry (fitting what is not given as saved fits)."""
+    import bayes_sarcoma as bs
     from bayes_sarcoma.model import io
     from bayes_sarcoma.report.analysis import analysis_report
 
     df = read_table(args.registry)
     fits = {}
     for path in _csv_list(args.fits) or []:
-        model, dt = io.load(path, data=df)
+        dt = io.load(path, data=df)
+        model = bs.HierarchicalWeibull.from_datatree(dt)
         if not model.endpoint:
             raise CommandError(f"{path}: not a registry endpoint fit (no endpoint)")
         fits[model.endpoint] = (model, dt)

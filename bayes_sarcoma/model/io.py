@@ -1,4 +1,4 @@
-"""Save a fitted model and its DataTree to disk and load them back, without pickle.
+"""Save a fit's DataTree to disk and load it back, without pickle.
 
 A fit is re-used for weeks (predictions, reports, sensitivity comparisons), so it must
 survive the Python session that made it. :func:`save` writes the results DataTree
@@ -18,18 +18,20 @@ survive the Python session that made it. :func:`save` writes the results DataTre
     the arrays it reads against it (a file altered since it was written is refused), and
     ``load(path, data=df)`` checks that ``df`` is the table of the fit.
 ``log_likelihood``
-    ``"recompute"``: the pointwise log-likelihood (chains x draws x patients floats, 300 MB
-    for a NETSARC-size fit) was left out and :func:`load` recomputes it from the posterior
-    and the stored data (exactly: the same code on the same float64 numbers);
-    ``"stored"``: it is in the file; ``"absent"``: the fit had none.
+    ``"stored"`` (the default): the pointwise log-likelihood is in the file, so ArviZ's
+    ``loo`` works on the file opened with xarray alone; ``"recompute"``: it was left out
+    (``save(dt, path, log_likelihood=False)``; chains x draws x patients floats, 300 MB for
+    a NETSARC-size fit) and :func:`load` recomputes it from the posterior and the stored
+    data (exactly: the same code on the same float64 numbers); ``"absent"``: the fit had
+    none.
 ``attrs``
     Every group's attributes, exactly (NetCDF cannot hold ``None``, booleans or nested
     values as attributes; the file's own attributes keep what it can).
 
 The model's specification and covariate coding are already JSON in ``dt.attrs``
-(``model``, ``design``), so :func:`load` rebuilds the fitted model with
+(``model``, ``design``), so a loaded fit predicts at once, without refitting, and
 :meth:`HierarchicalWeibull.from_datatree <bayes_sarcoma.HierarchicalWeibull.from_datatree>`
-and it predicts at once, without refitting.
+rebuilds the model for a refit.
 
 Why Zarr by default: it needs nothing beyond the package's dependencies, writes fast and
 compresses; NetCDF-4 through ``h5netcdf`` needs ``h5py``, which is optional here. String
@@ -166,16 +168,16 @@ def table_fingerprint(model: HierarchicalWeibull, data: pd.DataFrame) -> str:
     return _fingerprint(parts)
 
 
-def check_data(model: HierarchicalWeibull, dt: xr.DataTree, data: pd.DataFrame) -> None:
+def check_data(dt: xr.DataTree, data: pd.DataFrame) -> None:
     """Raise :class:`DataMismatchError` unless ``data`` is the table ``dt`` was fitted on.
 
     Examples
     --------
-    >>> model, dt = bs.load("fit.zarr")                                  # doctest: +SKIP
-    >>> check_data(model, dt, df)                                        # doctest: +SKIP
+    >>> dt = bs.load("fit.zarr")                                         # doctest: +SKIP
+    >>> bs.check_data(dt, df)                                            # doctest: +SKIP
     """
     try:
-        theirs = table_fingerprint(model, data)
+        theirs = table_fingerprint(HierarchicalWeibull.from_datatree(dt), data)
     except RegistryError as err:
         raise DataMismatchError(f"the table cannot be laid out as the fitted data: {err}") from None
     if theirs != data_fingerprint(dt):
@@ -267,11 +269,11 @@ def _metadata(tree: xr.DataTree, path: Path) -> dict[str, Any]:
 
 # -- storage engines -------------------------------------------------------------------------
 def _engine(path: Path) -> str:
-    engine = SUFFIXES.get(path.suffix.lower())
+    engine = "zarr" if path.suffix == "" else SUFFIXES.get(path.suffix.lower())
     if engine is None:
         raise FitFileError(
-            f"{path}: a fit file must end in .zarr (a Zarr folder, the default) or .nc "
-            "(one NetCDF-4 file)"
+            f"{path}: a fit file ends in .zarr (a Zarr folder; also what a path without a "
+            "suffix gives) or .nc (one NetCDF-4 file)"
         )
     if engine == "netcdf":
         _need_h5py()
@@ -323,28 +325,27 @@ def _write(tree: xr.DataTree, path: Path, engine: str) -> None:
 
 # -- save and load ---------------------------------------------------------------------------
 def save(
-    model: HierarchicalWeibull,
     dt: xr.DataTree,
     path: str | os.PathLike,
     *,
-    store_log_likelihood: bool = False,
+    log_likelihood: bool = True,
     overwrite: bool = False,
 ) -> Path:
-    """Write a fitted model and its DataTree to ``path`` (``.zarr`` folder or ``.nc`` file).
+    """Write a fit's DataTree to ``path`` (a Zarr folder, or one ``.nc`` file).
 
     Parameters
     ----------
-    model : HierarchicalWeibull
-        The fitted model (its specification must be the one in ``dt.attrs``).
     dt : xarray.DataTree
         What :meth:`HierarchicalWeibull.fit` returned (or
         :meth:`~bayes_sarcoma.HierarchicalWeibull.sample_prior`), any extra groups included.
     path : str or path-like
-        Ends in ``.zarr`` (a folder; default choice) or ``.nc`` (one NetCDF-4 file, needs
-        ``h5py``).
-    store_log_likelihood : bool, default False
-        Keep the pointwise log-likelihood in the file. By default it is left out (it is
-        most of a fit's size) and :func:`load` recomputes it exactly.
+        Ends in ``.zarr`` or has no suffix (a Zarr folder; the default choice) or ends in
+        ``.nc`` (one NetCDF-4 file, needs ``h5py``).
+    log_likelihood : bool, default True
+        Keep the pointwise log-likelihood in the file, so that ``arviz_stats.loo`` works on
+        the file opened with ``xarray.open_datatree`` alone. ``False`` leaves it out (it is
+        most of a fit's size: chains x draws x patients floats) and :func:`load` recomputes
+        it exactly.
     overwrite : bool, default False
         Replace an existing fit file at ``path``.
 
@@ -358,52 +359,39 @@ def save(
     FitFileError
         A bad suffix, an existing path without ``overwrite``, or NetCDF without ``h5py``.
     ValueError
-        ``model`` and ``dt`` do not belong together.
+        ``dt`` is not a fit of this package.
 
     Examples
     --------
     >>> import bayes_sarcoma as bs
-    >>> df = bs.simulate_registry(800, random_seed=1)                           # doctest: +SKIP
-    >>> model = bs.HierarchicalWeibull("OS")                             # doctest: +SKIP
-    >>> dt = model.fit(df, draws=200, tune=200, chains=2)                # doctest: +SKIP
-    >>> bs.save(model, dt, "os_fit.zarr")                                # doctest: +SKIP
+    >>> df = bs.simulate_registry(800, random_seed=1)                    # doctest: +SKIP
+    >>> dt = bs.HierarchicalWeibull("OS").fit(df, draws=200, tune=200)   # doctest: +SKIP
+    >>> bs.save(dt, "os_fit.zarr")                                       # doctest: +SKIP
     PosixPath('os_fit.zarr')
-    >>> model, dt = bs.load("os_fit.zarr", data=df)                      # doctest: +SKIP
-    >>> bs.predict_survival(dt, df.head(3), [12, 60])                 # doctest: +SKIP
+    >>> dt = bs.load("os_fit.zarr", data=df)                             # doctest: +SKIP
+    >>> bs.predict_survival(dt, df.head(3), [12, 60])                    # doctest: +SKIP
     """
     path = Path(path)
     engine = _engine(path)
-    if not isinstance(model, HierarchicalWeibull):
-        raise FitFileError(
-            f"save() writes HierarchicalWeibull fits, not {type(model).__name__} objects"
-        )
     if not isinstance(dt, xr.DataTree):
         raise TypeError(f"dt must be an xarray.DataTree, not {type(dt).__name__}")
     spec = _spec(dt)
     if not spec or "design" not in dt.attrs:
         raise ValueError("dt was not written by HierarchicalWeibull.fit (no model/design attrs)")
-    if spec != json.loads(json.dumps(_json_value(model.to_dict()))):
-        raise ValueError(
-            "model and dt do not belong together: the model's specification differs from the "
-            "one stored in dt.attrs['model']"
-        )
-    design = json.loads(json.dumps(_json_value(model.design_.to_dict()))) if model.design_ else None
-    if design is not None and json.loads(dt.attrs["design"]) != design:
-        raise ValueError("model and dt do not belong together: their covariate codings differ")
     if path.exists() and not overwrite:
         raise FitFileError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
     if path.exists() and path.is_dir() and not (path / "zarr.json").exists():
         raise FitFileError(f"{path} is a folder that is not a Zarr store: not replacing it")
 
     has_ll = _LOG_LIKELIHOOD in dt.children
-    ll_mode = "absent" if not has_ll else ("stored" if store_log_likelihood else "recompute")
+    ll_mode = "absent" if not has_ll else ("stored" if log_likelihood else "recompute")
     out = dt.copy()
     if ll_mode == "recompute":
         del out[_LOG_LIKELIHOOD]
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "kind": type(model).__name__,
+        "kind": HierarchicalWeibull.__name__,
         "package_version": __version__,
         "saved_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "data_sha256": data_fingerprint(dt),
@@ -435,13 +423,12 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def load(
-    path: str | os.PathLike, *, data: pd.DataFrame | None = None
-) -> tuple[HierarchicalWeibull, xr.DataTree]:
-    """Read a fit written by :func:`save`; return the fitted model and its DataTree.
+def load(path: str | os.PathLike, *, data: pd.DataFrame | None = None) -> xr.DataTree:
+    """Read a fit written by :func:`save`; return its DataTree.
 
-    The model predicts at once (no refitting): its specification, covariate coding,
-    centres and reference time come from the file.
+    Every verb works on it at once (no refitting): the specification, covariate coding,
+    centres and reference time are in the DataTree; a model for a refit is
+    :meth:`HierarchicalWeibull.from_datatree(dt) <bayes_sarcoma.HierarchicalWeibull.from_datatree>`.
 
     Parameters
     ----------
@@ -453,8 +440,7 @@ def load(
 
     Returns
     -------
-    model : HierarchicalWeibull
-    dt : xarray.DataTree
+    xarray.DataTree
         As :meth:`HierarchicalWeibull.fit` returned it (the pointwise log-likelihood
         recomputed if it was not stored), read into memory.
 
@@ -469,7 +455,7 @@ def load(
     Examples
     --------
     >>> import bayes_sarcoma as bs
-    >>> model, dt = bs.load("out/demo/lrfs.zarr")                        # doctest: +SKIP
+    >>> dt = bs.load("out/demo/lrfs.zarr")                               # doctest: +SKIP
     >>> bs.hazard_ratios(dt).loc["expert_center"]                     # doctest: +SKIP
     """
     path = Path(path)
@@ -485,15 +471,15 @@ def load(
             "it was saved (the file was altered or damaged)"
         )
     try:
-        model = HierarchicalWeibull.from_datatree(dt)
+        HierarchicalWeibull.from_datatree(dt)
     except (KeyError, ValueError, TypeError) as err:
         raise FitFileError(f"{path}: cannot rebuild the model from the file ({err})") from None
     if meta["log_likelihood"] == "recompute":
         dt[_LOG_LIKELIHOOD] = recompute_log_likelihood(dt)
         dt[_LOG_LIKELIHOOD].attrs = dict(meta["attrs"].get(f"/{_LOG_LIKELIHOOD}", {}))
     if data is not None:
-        check_data(model, dt, data)
-    return model, dt
+        check_data(dt, data)
+    return dt
 
 
 def _object_arrays(dt: xr.DataTree) -> dict[str, list[str]]:

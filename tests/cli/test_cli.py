@@ -141,7 +141,8 @@ def test_internal_errors_exit_3(monkeypatch, capsys, registry_csv):
 def test_cli_fit_equals_the_api_fit(os_fit_file, os_model_and_fit):
     # The same registry, sampler settings and random_seed as the session's OS fit.
     model, dt = os_model_and_fit
-    loaded_model, loaded = io.load(os_fit_file)
+    loaded = io.load(os_fit_file)
+    loaded_model = bs.HierarchicalWeibull.from_datatree(loaded)
     assert loaded_model.to_dict() == model.to_dict()
     np.testing.assert_array_equal(loaded.posterior["beta"], dt.posterior["beta"])
     assert io.read_metadata(os_fit_file)["data_sha256"] == io.data_fingerprint(dt)
@@ -158,8 +159,8 @@ def test_summary_prints_hazard_ratios_and_diagnostics(os_fit_file, registry_csv,
     assert code == 0
     assert "the data match the fit" in out
     assert "OS: 1500 patients" in out
-    _, dt = io.load(os_fit_file)
-    hr = bs.HierarchicalWeibull.from_datatree(dt).hazard_ratios(dt, ci_prob=cli.CI_PROB)
+    dt = io.load(os_fit_file)
+    hr = bs.hazard_ratios(dt, ci_prob=cli.CI_PROB)
     hr = hr.loc["expert_center"]
     line = next(s for s in out.splitlines() if s.startswith("expert_center"))
     assert line.split()[1:5] == [f"{hr[c]:.3f}" for c in ("median", "lower", "upper", "prob_lt_1")]
@@ -185,7 +186,7 @@ def test_predict_matches_the_api(os_fit_file, registry_small, tmp_path, capsys):
     assert code == 0
     table = pd.read_csv(out)
     assert len(table) == 3 * 2 + 3  # survival at two times, then the median
-    _, dt = io.load(os_fit_file)
+    dt = io.load(os_fit_file)
     want = summarize(predict_survival(dt, patients, [12, 60], center="known"), ci_prob=cli.CI_PROB)
     got = table[table.quantity == "survival"].reset_index(drop=True)
     np.testing.assert_allclose(got[["mean", "lower", "upper"]], want[["mean", "lower", "upper"]])
@@ -266,7 +267,7 @@ def test_demo_runs_end_to_end_with_tiny_draws(tmp_path, capsys):
     for section in ("1. Crude median", "2. Adjusted", "3. Standardized", "4. LRFS", "5. Sampling"):
         assert section in stdout
     for name in ("lrfs", "rfs", "os", "lrfs_margin"):
-        _, dt = io.load(out / f"{name}.zarr")
+        dt = io.load(out / f"{name}.zarr")
         assert dt.posterior.sizes["draw"] == 60
     assert (out / "headline.txt").read_text().strip() == stdout.strip()
     assert (out / "registry.truth.json").exists()

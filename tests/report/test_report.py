@@ -13,6 +13,7 @@ import pytest
 from conftest import FAST
 
 import bayes_sarcoma as bs
+from bayes_sarcoma.checks import compare
 from bayes_sarcoma.predict import effects
 from bayes_sarcoma.report.analysis import analysis_report
 
@@ -129,7 +130,7 @@ def test_a_report_from_given_candidate_fits_fits_nothing(
     def no_fitting(*args, **kwargs):
         raise AssertionError("the report refitted a model it was given")
 
-    monkeypatch.setattr(bs.compare, "fit_candidates", no_fitting)
+    monkeypatch.setattr(compare, "fit_candidates", no_fitting)
     again = analysis_report(
         registry_small,
         tmp_path / "again.html",

@@ -257,7 +257,7 @@ def test_prior_predictive_standardizes_over_patients(os_model_and_fit, registry_
 def test_bad_grid_arguments_are_reported(registry_grid):
     with pytest.raises(ValueError, match="prior set names must be unique"):
         prior_sensitivity(registry_grid, endpoints=["OS"], prior_sets=["vague", "vague"])
-    with pytest.raises(bs.specs.SpecError, match="no prior set named 'scepticle'"):
+    with pytest.raises(bs.SpecError, match="no prior set named 'scepticle'"):
         prior_sensitivity(registry_grid, endpoints=["OS"], prior_sets=["scepticle"])
     with pytest.raises(ValueError, match="only the nutpie sampler is thread-safe"):
         prior_sensitivity(registry_grid, endpoints=["OS"], prior_sets=["vague"], sampler="pymc")
