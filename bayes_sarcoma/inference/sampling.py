@@ -191,7 +191,7 @@ def _run_nutpie(entry, values, settings, cores, progressbar) -> SamplerOutput:
         tune=settings["tune"],
         chains=settings["chains"],
         cores=cores,
-        random_seed=settings["random_seed"],
+        seed=settings["random_seed"],  # nutpie names it seed
         progress_bar=progressbar,
         save_warmup=False,
         maxdepth=settings["max_treedepth"],
