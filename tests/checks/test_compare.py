@@ -131,7 +131,10 @@ def test_loo_prefers_weibull_over_exponential_when_the_shape_is_two(shape_two_fi
     assert comparison.best == "weibull"
     assert table.loc["exponential", "elpd_diff"] < -4 * table.loc["exponential", "dse"]
     assert set(comparison.pareto.index) == {"weibull", "exponential", "no centre effects"}
-    assert (comparison.pareto["n_bad"] == 0).all()
+    # PSIS is reliable for the true model; the misspecified exponential may have a patient
+    # or two it cannot predict without them (a few bad Pareto k at most).
+    assert comparison.pareto.loc["weibull", "n_bad"] == 0
+    assert (comparison.pareto["n_bad"] <= 2).all()
     message = next(m for m in comparison.messages if m.startswith("exponential"))
     assert "worse than weibull, with probability 1.0000" in message
     # The comparison table is arviz-stats' own.
