@@ -175,16 +175,7 @@ def read_table(
     bayes_sarcoma.data.errors.TableFileError: ...t.cvs: no such file; did you mean 't.csv'?
     """
     path = Path(path)
-    _check_path(path)
-    suffix = path.suffix.lower()
-    if suffix not in READ_SUFFIXES:
-        raise TableFileError(
-            path,
-            f"cannot read {suffix or 'a file without an extension'} files",
-            f"save the table as one of {', '.join(READ_SUFFIXES)} (the extension says the format)",
-        )
-    if path.stat().st_size == 0:
-        raise TableFileError(path, "the file is empty (0 bytes)", "export or copy the table again")
+    suffix = _check_file(path)
     if suffix in TEXT_SUFFIXES:
         df = _read_text(path, TEXT_SUFFIXES[suffix], encoding)
     else:
@@ -200,6 +191,21 @@ def read_table(
 
 
 # -- the path ----------------------------------------------------------------------------------
+def _check_file(path: Path) -> str:
+    """Raise unless ``path`` is a non-empty file with an extension read here; return it."""
+    _check_path(path)
+    suffix = path.suffix.lower()
+    if suffix not in READ_SUFFIXES:
+        raise TableFileError(
+            path,
+            f"cannot read {suffix or 'a file without an extension'} files",
+            f"save the table as one of {', '.join(READ_SUFFIXES)} (the extension says the format)",
+        )
+    if path.stat().st_size == 0:
+        raise TableFileError(path, "the file is empty (0 bytes)", "export or copy the table again")
+    return suffix
+
+
 def _check_path(path: Path) -> None:
     if path.is_dir():
         if path.suffix.lower() in (".zarr", ".nc"):

@@ -75,63 +75,63 @@ def plausibility_problems(
     ["column 'age': age outside 15-100 years is implausible (1 row breaks it: b). check the value (a typo, or months instead of years?)"]
     """  # noqa: E501
     today = (today or pd.Timestamp.today()).normalize()
-    tomorrow = today + np.timedelta64(1, "D")
     found: list[Problem | None] = []
     for column in data.columns:
-        name = str(column)
         s = data[column]
         if pd.api.types.is_datetime64_any_dtype(s.dtype):
-            values = s.dt.tz_localize(None) if getattr(s.dt, "tz", None) else s
-            found.append(
-                problem_where(
-                    data,
-                    name,
-                    (values >= tomorrow).to_numpy(),
-                    f"{name} is in the future (after today, {today.date()})",
-                    id_column=id_column,
-                    hint="check the year (a typo?) or the day/month order",
-                )
-            )
-            found.append(
-                problem_where(
-                    data,
-                    name,
-                    (values < PLAUSIBLE_EARLIEST_DATE).to_numpy(),
-                    f"{name} is before {PLAUSIBLE_EARLIEST_DATE.year}",
-                    id_column=id_column,
-                    hint="an early year is usually a typo or a placeholder for an unknown date",
-                )
-            )
-            continue
-        x = _numeric(s)
-        if x is None:
-            continue
-        with np.errstate(invalid="ignore"):
-            if _is_age(name):
-                low, high = PLAUSIBLE_AGE
-                found.append(
-                    problem_where(
-                        data,
-                        name,
-                        (x < low) | (x > high),
-                        f"{name} outside {low}-{high} years is implausible",
-                        id_column=id_column,
-                        hint="check the value (a typo, or months instead of years?)",
-                    )
-                )
-            elif "size" in name.casefold():
-                mm = "mm" in name.casefold()
-                limit = PLAUSIBLE_MAX_SIZE_CM * (10 if mm else 1)
-                unit = "mm" if mm else "cm"
-                hint = "check the value" + ("" if mm else " (millimetres instead of centimetres?)")
-                found.append(
-                    problem_where(
-                        data,
-                        name,
-                        x > limit,
-                        f"{name} above {limit} {unit} is implausible",
-                        id_column=id_column,
-                        hint=hint,
-                    )
-                )
+            found += _date_problems(data, str(column), today, id_column)
+        elif (x := _numeric(s)) is not None:
+            with np.errstate(invalid="ignore"):
+                found.append(_number_problem(data, str(column), x, id_column))
     return [p for p in found if p is not None]
+
+
+def _date_problems(
+    data: pd.DataFrame, name: str, today: pd.Timestamp, id_column: str | None
+) -> list[Problem | None]:
+    s = data[name]
+    values = s.dt.tz_localize(None) if getattr(s.dt, "tz", None) else s
+    future = problem_where(
+        data,
+        name,
+        (values >= today + np.timedelta64(1, "D")).to_numpy(),
+        f"{name} is in the future (after today, {today.date()})",
+        id_column=id_column,
+        hint="check the year (a typo?) or the day/month order",
+    )
+    early = problem_where(
+        data,
+        name,
+        (values < PLAUSIBLE_EARLIEST_DATE).to_numpy(),
+        f"{name} is before {PLAUSIBLE_EARLIEST_DATE.year}",
+        id_column=id_column,
+        hint="an early year is usually a typo or a placeholder for an unknown date",
+    )
+    return [future, early]
+
+
+def _number_problem(
+    data: pd.DataFrame, name: str, x: np.ndarray, id_column: str | None
+) -> Problem | None:
+    if _is_age(name):
+        low, high = PLAUSIBLE_AGE
+        return problem_where(
+            data,
+            name,
+            (x < low) | (x > high),
+            f"{name} outside {low}-{high} years is implausible",
+            id_column=id_column,
+            hint="check the value (a typo, or months instead of years?)",
+        )
+    if "size" in name.casefold():
+        mm = "mm" in name.casefold()
+        limit = PLAUSIBLE_MAX_SIZE_CM * (10 if mm else 1)
+        return problem_where(
+            data,
+            name,
+            x > limit,
+            f"{name} above {limit} {'mm' if mm else 'cm'} is implausible",
+            id_column=id_column,
+            hint="check the value" + ("" if mm else " (millimetres instead of centimetres?)"),
+        )
+    return None
