@@ -548,7 +548,7 @@ def _date_texts(df: pd.DataFrame) -> dict[str, pd.Series]:
         if s.isna().all():
             out[c] = pd.Series([], dtype=object)
         elif s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
-            text = s.dropna().map(lambda v: v if isinstance(v, str) else str(v)).str.strip()
+            text = s.dropna().astype(str).str.strip()
             out[c] = text[~text.str.lower().isin(NO_DATE)]
     return out
 
@@ -650,7 +650,7 @@ def _parse_dates(
     n_bad = n_dates = 0
     for c in texts:
         s = df[c]
-        missing = s.isna() | s.map(lambda v: str(v).strip().lower() in NO_DATE)
+        missing = s.isna() | s.astype(str).str.strip().str.lower().isin(NO_DATE)
         try:
             dates = pd.to_datetime(s.where(~missing), format=formats[c], errors="coerce")
         except (ValueError, TypeError) as err:
