@@ -1,15 +1,16 @@
-"""The files the ``bayes-sarcoma`` commands read and write.
+"""The files the ``bayes-sarcoma`` commands write.
 
-Tables are read from and written to CSV/TSV (dates in ISO format, ``2012-03-31``) or
-Parquet; a simulated registry is written with its truth beside it (JSON); a fit is made
-with a command's sampler options and saved with :func:`bayes_sarcoma.model.io.save`, never over
-an existing file unless the command says ``--overwrite``.
+Tables are read with :func:`bayes_sarcoma.data.files.read_table` (CSV/TSV, Excel, Parquet,
+SAS, Stata; errors that name the file, the cause and the fix) and written here to CSV/TSV
+(dates in ISO format, ``2012-03-31``) or Parquet; a simulated registry is written with its
+truth beside it (JSON); a fit is made with a command's sampler options and saved with
+:func:`bayes_sarcoma.model.io.save`, never over an existing file unless the command says
+``--overwrite``.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -18,39 +19,9 @@ import numpy as np
 import pandas as pd
 
 from bayes_sarcoma.cli.console import CommandError, Console
-from bayes_sarcoma.data import schema
 
+#: The extensions tables are written with.
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq")
-
-
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a CSV/TSV or Parquet table; registry date columns become datetimes.
-
-    Dates are parsed as ISO 8601 (``2012-03-31``); a column that does not parse is left
-    as text, and :func:`bayes_sarcoma.validate_registry` then names its bad rows.
-
-    Examples
-    --------
-    >>> df = read_table("registry.csv")                                  # doctest: +SKIP
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CommandError(f"{path}: no such file")
-    suffix = path.suffix.lower()
-    if suffix in (".csv", ".tsv", ".txt"):
-        # round_trip: the numbers pandas wrote come back bit for bit (the default C parser
-        # can be off by an ulp, which would change fits and data fingerprints).
-        sep = "\t" if suffix == ".tsv" else ","
-        df = pd.read_csv(path, sep=sep, float_precision="round_trip")
-    elif suffix in (".parquet", ".pq"):
-        df = pd.read_parquet(path)
-    else:
-        raise CommandError(f"{path}: read tables from {', '.join(TABLE_SUFFIXES)} files")
-    for col in schema.DATE_COLUMNS:
-        if col in df.columns and not pd.api.types.is_datetime64_any_dtype(df[col]):
-            with contextlib.suppress(ValueError, TypeError):
-                df[col] = pd.to_datetime(df[col], format="ISO8601")
-    return df
 
 
 def write_table(df: pd.DataFrame, path: str | Path) -> Path:

@@ -3,16 +3,17 @@
 Every sub-command is a thin layer over the Python API (``bayes-sarcoma fit`` is
 :meth:`HierarchicalWeibull.fit <bayes_sarcoma.HierarchicalWeibull.fit>` then
 :func:`bayes_sarcoma.model.io.save`), so what a user does here they can do from a script. Tables
-are read from CSV (dates in ISO format, ``2012-03-31``) or Parquet; fits are written and
-read with :mod:`bayes_sarcoma.model.io`. ``bayes-sarcoma demo`` runs the NETSARC replication
+are read with :func:`bayes_sarcoma.data.files.read_table` (CSV/TSV, Excel, Parquet, SAS,
+Stata; ``--date-format`` and ``--encoding`` when the guess is not enough); fits are written
+and read with :mod:`bayes_sarcoma.model.io`. ``bayes-sarcoma demo`` runs the NETSARC replication
 end to end
 (simulate, fit LRFS/RFS/OS and the expert-by-margin interaction, save the fits, write the
 report) and prints the headline table.
 
 This module parses the arguments and holds the small commands; the demo is in
-:mod:`bayes_sarcoma.cli.demo`, the files the commands read and write in
-:mod:`bayes_sarcoma.cli.files`, the console and exit codes in :mod:`bayes_sarcoma.cli.console`
-(their names are importable from here too).
+:mod:`bayes_sarcoma.cli.demo`, the files the commands write in :mod:`bayes_sarcoma.cli.files`,
+the prediction table in :mod:`bayes_sarcoma.cli.predictions`, the console and exit codes in
+:mod:`bayes_sarcoma.cli.console` (their names are importable from here too).
 
 Exit codes: 0 success; 1 a problem with the input (a registry that breaks the data
 contract, a bad prior or spec file, a file that is not a fit, a data mismatch), shown as
@@ -55,14 +56,19 @@ from bayes_sarcoma.cli.demo import cmd_demo
 from bayes_sarcoma.cli.demo import headline_table as headline_table
 from bayes_sarcoma.cli.demo import write_report as write_report
 from bayes_sarcoma.cli.files import TABLE_SUFFIXES as TABLE_SUFFIXES
-from bayes_sarcoma.cli.files import fit_and_save, read_table, write_registry, write_table
+from bayes_sarcoma.cli.files import fit_and_save, write_registry, write_table
 from bayes_sarcoma.data import schema
+from bayes_sarcoma.data.errors import DataWarning
+from bayes_sarcoma.data.files import read_table
+from bayes_sarcoma.data.plausibility import plausibility_problems
 
 EXAMPLES = """\
 examples:
   bayes-sarcoma demo                                  # the NETSARC replication, end to end
   bayes-sarcoma simulate --patients 9594 --random-seed 2026 -o registry.csv
   bayes-sarcoma validate registry.csv --calibration
+  bayes-sarcoma validate export.csv --date-format %d/%m/%Y
+  bayes-sarcoma validate mytable.xlsx --time fu_months --event died --cluster hospital
   bayes-sarcoma fit registry.csv --endpoint LRFS -o lrfs.zarr
   bayes-sarcoma fit registry.csv --endpoint OS --priors sceptical --draws 2000 -o os.zarr
   bayes-sarcoma fit mytable.csv --time fu_months --event died --cluster hospital \\
@@ -96,6 +102,20 @@ def _csv_list(text: str | None, convert: Callable = str) -> list | None:
         raise CommandError(f"cannot read {text!r} as a comma-separated list") from None
 
 
+# -- tables ----------------------------------------------------------------------------------
+def _read(args: argparse.Namespace, path: str | Path) -> pd.DataFrame:
+    """Read a table with the command's --date-format and --encoding."""
+    return read_table(path, date_format=args.date_format, encoding=args.encoding)
+
+
+def _warn_implausible(df: pd.DataFrame, path: str | Path, id_column: str | None) -> int:
+    """Warn (without failing) about implausible values; return how many problems."""
+    found = plausibility_problems(df, id_column=id_column)
+    for problem in found:
+        warnings.warn(f"{path}: {problem}", DataWarning, stacklevel=2)
+    return len(found)
+
+
 # -- simulate and validate -------------------------------------------------------------------
 def cmd_simulate(args: argparse.Namespace, console: Console) -> int:
     """Simulate a NETSARC-like registry; write it and its truth."""
@@ -123,14 +143,71 @@ def _describe_registry(df: pd.DataFrame) -> str:
 
 
 def cmd_validate(args: argparse.Namespace, console: Console) -> int:
-    """Check a registry against the data contract."""
+    """Check a registry against the data contract, or any table with the checks of ``fit``."""
     import bayes_sarcoma as bs
 
-    df = read_table(args.registry)
+    df = _read(args, args.data)
+    own = [args.time, args.event, args.cluster, args.terms, args.entry, args.categorical]
+    if any(v is not None for v in own):
+        return _validate_table(args, console, df)
+    if args.id_column:
+        raise CommandError("--id-column goes with --time and --event (your own table)")
+    lacking = [c for c in schema.REQUIRED_COLUMNS if c not in df.columns]
+    if len(lacking) > len(schema.REQUIRED_COLUMNS) / 2:
+        shown = ", ".join(map(str, df.columns[:8])) + (", ..." if df.shape[1] > 8 else "")
+        raise CommandError(
+            f"{args.data} is not a registry: it lacks {len(lacking)} of the "
+            f"{len(schema.REQUIRED_COLUMNS)} registry columns ({', '.join(lacking[:4])}, ...). "
+            f"For a table of your own (columns {shown}), say which columns fit would read: "
+            "--time <column> --event <column> [--cluster <column>] [--terms a,b]"
+        )
     bs.validate_registry(df)
-    console.print(f"ok: {args.registry}: {_describe_registry(df)}")
+    n_warned = _warn_implausible(df, args.data, schema.PATIENT_ID)
+    console.print(f"ok: {args.data}: {_describe_registry(df)}" + _warned(n_warned))
     if args.calibration:
         console.print("", bs.format_calibration(df))
+    return EXIT_OK
+
+
+def _warned(n: int) -> str:
+    return f" ({n} warning{'s' if n > 1 else ''}: values to check)" if n else ""
+
+
+def _validate_table(args: argparse.Namespace, console: Console, df: pd.DataFrame) -> int:
+    """Check a table of one's own as ``fit --time --event ...`` would, without sampling."""
+    from bayes_sarcoma.model.hierarchical import HierarchicalWeibull
+
+    if not (args.time and args.event):
+        raise CommandError(
+            "give both --time and --event to check your own table (and --cluster, --terms as "
+            "for fit); without them the table is checked as a registry"
+        )
+    if args.calibration:
+        raise CommandError("--calibration compares a registry with NETSARC: not for --time")
+    options: dict[str, Any] = {
+        "time": args.time,
+        "event": args.event,
+        "cluster": None if args.cluster in (None, "none") else args.cluster,
+        "terms": _csv_list(args.terms) or [],
+        "categorical": _csv_list(args.categorical),
+        "entry": args.entry,
+    }
+    if args.id_column:
+        options["id_column"] = args.id_column
+    model = HierarchicalWeibull.from_dict({k: v for k, v in options.items() if v is not None})
+    prepared = model.prepare(df, learn=True)  # the checks of fit (raises listing the problems)
+    id_col = model.columns(df).id_column
+    n_warned = _warn_implausible(df, args.data, id_col)
+    t = prepared.time
+    parts = [
+        f"{len(df)} rows, {int(prepared.event.sum())} events ({args.event}), "
+        f"{args.time} from {t.min():.4g} to {t.max():.4g}",
+    ]
+    if model.cluster:
+        parts.append(f"{len(prepared.center_ids)} clusters ({model.cluster})")
+    if model.terms:
+        parts.append(f"terms {', '.join(model.design.labels)}")
+    console.print(f"ok: {args.data}: {'; '.join(parts)}" + _warned(n_warned))
     return EXIT_OK
 
 
@@ -179,7 +256,7 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
     import bayes_sarcoma as bs
 
     model = build_model(args)
-    df = read_table(args.data)
+    df = _read(args, args.data)
     if model.endpoint and _is_registry(df) and not args.no_validate:
         bs.validate_registry(df)
     dt = fit_and_save(model, df, args, console, Path(args.out))
@@ -229,7 +306,7 @@ def cmd_summary(args: argparse.Namespace, console: Console) -> int:
     from bayes_sarcoma.model import io
 
     meta = io.read_metadata(args.fit)
-    dt = io.load(args.fit, data=read_table(args.data) if args.data else None)
+    dt = io.load(args.fit, data=_read(args, args.data) if args.data else None)
     console.print(
         f"{args.fit}: saved {meta['saved_at']} by bayes_sarcoma {meta['package_version']}"
         + ("; the data match the fit" if args.data else ""),
@@ -241,25 +318,38 @@ def cmd_summary(args: argparse.Namespace, console: Console) -> int:
 # -- predict ---------------------------------------------------------------------------------
 def cmd_predict(args: argparse.Namespace, console: Console) -> int:
     """Predict survival and median event-free time for new patients from a saved fit."""
+    from bayes_sarcoma.cli.predictions import format_table, header, id_column, prediction_table
     from bayes_sarcoma.model import io
-    from bayes_sarcoma.predict.survival import predict_median, predict_survival, summarize
 
     dt = io.load(args.fit)
-    patients = read_table(args.patients)
+    patients = _read(args, args.patients)
     times = _csv_list(args.times, float)
-    surv = summarize(
-        predict_survival(dt, patients, times, center=args.center), ci_prob=args.ci_prob
+    column = id_column(dt, patients, args.id_column)
+    _warn_implausible(patients, args.patients, column)
+    table = prediction_table(
+        dt, patients, times, center=args.center, ci_prob=args.ci_prob, id_col=column
     )
-    surv.insert(1, "quantity", "survival")
-    med = summarize(predict_median(dt, patients, center=args.center), ci_prob=args.ci_prob)
-    med.insert(1, "quantity", "median_time")
-    med.insert(2, "time", np.nan)
-    table = pd.concat([surv, med], ignore_index=True)
+    beyond = table[table["beyond_follow_up"]]
+    medians = int((beyond["quantity"] == "median_time").sum())
+    if medians:
+        warnings.warn(
+            f"{medians} of {len(patients)} predicted medians lie beyond the fit's longest "
+            f"follow-up ({table.attrs['last_follow_up']:.1f}): they extrapolate the model's "
+            "curve, not the data (beyond_follow_up = True)",
+            DataWarning,
+            stacklevel=2,
+        )
+    post = dt["posterior"]
+    lines = header(table, n_draws=post.sizes["chain"] * post.sizes["draw"])
     if args.out:
         write_table(table, args.out)
-        console.print(f"wrote {args.out}: {len(patients)} patients, {len(table)} rows")
+        console.print(
+            f"wrote {args.out}: {len(patients)} patients, {len(table)} rows "
+            f"({len(beyond)} beyond follow-up)",
+            *lines,
+        )
     else:
-        console.print(_fmt_table(table))
+        console.print(*lines, "", format_table(table))
     return EXIT_OK
 
 
@@ -268,7 +358,7 @@ def cmd_sensitivity(args: argparse.Namespace, console: Console) -> int:
     """Refit a grid of endpoints x prior sets and compare the expert effect."""
     from bayes_sarcoma.study.sensitivity import prior_sensitivity
 
-    df = read_table(args.data)
+    df = _read(args, args.data)
     result = prior_sensitivity(
         df,
         endpoints=_csv_list(args.endpoints),
@@ -302,7 +392,7 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     from bayes_sarcoma.model import io
     from bayes_sarcoma.report.analysis import analysis_report
 
-    df = read_table(args.registry)
+    df = _read(args, args.registry)
     fits = {}
     for path in _csv_list(args.fits) or []:
         dt = io.load(path, data=df)
@@ -344,6 +434,23 @@ def _add_sampler_options(p: argparse.ArgumentParser, *, draws: int = 1000) -> No
     )
     g.add_argument(
         "--target-accept", type=float, default=0.8, help="raise (e.g. 0.95) after divergences"
+    )
+
+
+def _add_input_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "reading tables",
+        "tables: .csv/.tsv/.txt (separator, encoding and day/month order detected, with a\n"
+        "note), .xlsx/.xls/.ods (first sheet), .parquet, .sas7bdat/.xpt, .dta",
+    )
+    g.add_argument(
+        "--date-format",
+        metavar="FORMAT",
+        help="format of the registry's dates, e.g. %%d/%%m/%%Y (default: ISO 2012-03-31, or "
+        "the day/month order the dates show; asked for when they do not show it)",
+    )
+    g.add_argument(
+        "--encoding", help="text encoding of a text table (default: UTF-8, else Windows-1252)"
     )
 
 
@@ -397,13 +504,26 @@ def make_parser() -> argparse.ArgumentParser:
     p = command(
         "validate",
         cmd_validate,
-        "check a registry against the data contract (names every broken rule and its rows)",
-        "example:\n  bayes-sarcoma validate registry.csv --calibration",
+        "check a registry against the data contract, or any table with the checks of fit "
+        "(--time, --event); name every broken rule and its rows; warn about implausible values",
+        "examples:\n  bayes-sarcoma validate registry.csv --calibration\n"
+        "  bayes-sarcoma validate export.csv --date-format %d/%m/%Y\n"
+        "  bayes-sarcoma validate trial.csv --time years --event died --cluster site "
+        "--terms arm,age",
     )
-    p.add_argument("registry", help="registry file (.csv or .parquet)")
+    p.add_argument("data", help="the table (a registry unless --time and --event are given)")
     p.add_argument(
         "--calibration", action="store_true", help="also print crude medians vs NETSARC's"
     )
+    g = p.add_argument_group("your own table (the columns fit would read)")
+    g.add_argument("--time", help="time column")
+    g.add_argument("--event", help="event column, 0/1")
+    g.add_argument("--cluster", help="centre column, or 'none' (default none)")
+    g.add_argument("--terms", help="comma-separated covariate columns")
+    g.add_argument("--categorical", help="comma-separated numeric columns to treat as categories")
+    g.add_argument("--entry", help="delayed-entry time column")
+    g.add_argument("--id-column", help="patient id column (default patient_id if present)")
+    _add_input_options(p)
 
     p = command(
         "fit",
@@ -435,6 +555,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--ci-prob", type=float, default=CI_PROB, help="interval probability (%(default)s)"
     )
+    _add_input_options(p)
     _add_sampler_options(p)
 
     p = command(
@@ -448,11 +569,13 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--ci-prob", type=float, default=CI_PROB, help="interval probability (%(default)s)"
     )
+    _add_input_options(p)
 
     p = command(
         "predict",
         cmd_predict,
-        "predict survival and median event-free time for patients from a saved fit",
+        "predict survival and median event-free time for patients from a saved fit (a tidy "
+        "table; extrapolations beyond the fit's follow-up flagged)",
         "example:\n  bayes-sarcoma predict lrfs.zarr patients.csv --times 12,24,60 "
         "--center known -o predictions.csv",
     )
@@ -469,7 +592,11 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--ci-prob", type=float, default=CI_PROB, help="interval probability (%(default)s)"
     )
+    p.add_argument(
+        "--id-column", help="column naming the patients (default: the fit's, or patient_id)"
+    )
     p.add_argument("--out", "-o", help="write the table here (.csv or .parquet)")
+    _add_input_options(p)
 
     p = command(
         "sensitivity",
@@ -488,6 +615,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-power-scaling", action="store_true", help="skip power-scaling")
     p.add_argument("--out", "-o", help="write the tidy table here (.csv or .parquet)")
     p.add_argument("--plot", help="write the comparison figure here (.png)")
+    _add_input_options(p)
     _add_sampler_options(p)
 
     p = command(
@@ -509,6 +637,7 @@ def make_parser() -> argparse.ArgumentParser:
         "no centre effects, expert x margin)",
     )
     p.add_argument("--figures", help="also write every figure to this folder (PNG)")
+    _add_input_options(p)
     _add_sampler_options(p)
     return parser
 

@@ -126,3 +126,34 @@ def raise_if(problems: Iterable[Problem | None]) -> None:
     found = [p for p in problems if p is not None]
     if found:
         raise RegistryError(found)
+
+
+class TableFileError(ValueError):
+    """A file could not be read as a table; the message names the file, the cause and the fix.
+
+    Attributes
+    ----------
+    path : str
+        The file, as the user gave it.
+    cause : str
+        What is wrong, e.g. ``"the file is empty (0 bytes)"``.
+    fix : str
+        What to do about it (may be empty).
+
+    Examples
+    --------
+    >>> str(TableFileError("a.csv", "the file is empty (0 bytes)", "export the table again"))
+    'a.csv: the file is empty (0 bytes); export the table again'
+    """
+
+    def __init__(self, path: object, cause: str, fix: str = ""):
+        self.path, self.cause, self.fix = str(path), cause, fix
+        super().__init__(f"{self.path}: {cause}" + (f"; {fix}" if fix else ""))
+
+
+class TableReadNote(UserWarning):
+    """A note on how a file was read, when it was not the plain default.
+
+    The separator, the encoding, the decimal mark, the date format or the sheet found, so
+    the user can check it.
+    """

@@ -16,7 +16,9 @@ Dtype policy (deliberately strict; each hint gives the one-line fix):
 - ``age``, ``tumor_size_cm`` and derived times: a numeric dtype (not bool, not text).
 - ``grade``: an integer dtype with values 1, 2, 3. Floats are rejected even when every
   value is integral (``3.0``), so that a validated registry holds integer codes and
-  term labels such as ``grade[3]``.
+  term labels such as ``grade[3]``. Such a problem names only the rows whose value is
+  not a whole code; when every value is one, no row is named (the dtype is wrong, not a
+  row).
 - ``expert_center`` and derived events: bool, or an integer dtype with values 0/1.
 - ``patient_id``, ``center_id``: any dtype, but one type of value (not ``12`` and ``"P3"``).
 - dates: a timezone-naive ``datetime64`` dtype; text is rejected with a
@@ -133,6 +135,20 @@ def _coded_type(
     rule = f"{column} must have {kind} dtype with values {codes}, not {s.dtype}"
     present = s.notna().to_numpy()
     hint = f"convert with df['{column}'].astype('int64') once no value is missing"
+    if ptypes.is_float_dtype(s.dtype):
+        # Only the values that are not whole codes break the rule. When every value is one
+        # (1.0, 2.0, 3.0), no row is wrong, the column's dtype is: a missing value, or one
+        # value written ``3.0`` in a file, makes pandas read the whole column as floats.
+        bad = present & ~np.isin(_numbers(df, column), np.asarray(levels, dtype=float))
+        if bad.any():
+            rule += f"; found {_show(s[bad])}"
+            return problem_where(df, column, bad, rule, id_column=id_column, hint=hint)
+        rule += " (every value is a whole code: no row is wrong, the column's dtype is)"
+        hint = (
+            "a missing value, or a value written as 3.0 in a file, makes pandas read integer "
+            f"codes as floats; {hint}"
+        )
+        return Problem(column, rule, hint=hint)
     if _is_text(s).any():
         rule += f"; found {_show(s[present])}"
         if pd.to_numeric(s[present], errors="coerce").notna().all():

@@ -210,8 +210,31 @@ def test_grade_as_text_digits():
 def test_integral_float_grade_is_rejected_with_a_hint():
     df = tiny_registry()
     df["grade"] = df["grade"].astype(float)
-    p = the_problem(df, "grade", "grade must have integer dtype with values 1/2/3, not float64")
+    p = the_problem(
+        df, "grade", "grade must have integer dtype with values 1/2/3, not float64", n=0
+    )
+    assert "no row is wrong" in p.rule
     assert "astype('int64')" in p.hint
+    assert "written as 3.0" in p.hint
+
+
+def test_float_grade_counts_only_the_rows_that_break_the_rule():
+    # One bad value in a float column names that row, not every row of the table.
+    df = tiny_registry()
+    df["grade"] = df["grade"].astype(float)
+    df.loc[4, "grade"] = 2.5
+    p = the_problem(df, "grade", "not float64; found 2.5", ["P05"])
+    assert p.n_rows == 1
+
+
+def test_float_grade_with_a_missing_value_names_the_missing_row_only():
+    df = tiny_registry()
+    df["grade"] = df["grade"].astype(float)
+    df.loc[2, "grade"] = np.nan
+    found = {p.rule.split(" (")[0]: p for p in problems_of(df)}
+    assert found["grade must not be missing"].rows == ("P03",)
+    typed = found["grade must have integer dtype with values 1/2/3, not float64"]
+    assert typed.n_rows == 0
 
 
 def test_unknown_grade():
@@ -420,7 +443,7 @@ def test_derived_event_not_0_1():
 def test_derived_event_as_float_is_rejected():
     df = tiny_registry()
     df["rfs_event"] = df["rfs_event"].astype(float)
-    the_problem(df, "rfs_event", "rfs_event must have bool or integer dtype", ["P01"], n=9)
+    the_problem(df, "rfs_event", "rfs_event must have bool or integer dtype", n=0)
 
 
 def test_derived_times_must_nest():
