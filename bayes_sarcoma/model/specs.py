@@ -60,7 +60,7 @@ def model_dirs(extra: str | os.PathLike | None = None) -> list[Path]:
 
     Parameters
     ----------
-    extra : path, optional
+    extra : str or pathlib.Path, optional
         A directory searched first.
 
     Examples
@@ -224,9 +224,9 @@ def load_prior_set(
 
     Parameters
     ----------
-    name : str, path or PriorSet
+    name : str, pathlib.Path or PriorSet
         A name looked up in the model directories, a TOML file, or a PriorSet (returned).
-    models_dir : path, optional
+    models_dir : str or pathlib.Path, optional
         A directory searched before the others (laid out as ``models/``).
 
     Returns
@@ -328,7 +328,7 @@ class ModelSpec:
             Overrides the spec's endpoint (``"LRFS"``, ``"RFS"``, ``"OS"``).
         priors : PriorSet or str, optional
             Replaces the spec's priors (a grid cell's prior set); merged over the defaults.
-        models_dir : path, optional
+        models_dir : str or pathlib.Path, optional
             Where to look for a prior set named by the spec.
         """
         chosen = self.prior_set(models_dir=models_dir) if priors is None else priors
@@ -384,9 +384,9 @@ def load_model_spec(
 
     Parameters
     ----------
-    name : str, path or ModelSpec
+    name : str, pathlib.Path or ModelSpec
         A name looked up in the model directories, a TOML file, or a ModelSpec (returned).
-    models_dir : path, optional
+    models_dir : str or pathlib.Path, optional
         A directory searched before the others.
 
     Returns

@@ -270,7 +270,7 @@ def prior_sensitivity(
         LocalCluster options.
     progress : bool
         Print a line per finished cell.
-    models_dir : path, optional
+    models_dir : str or pathlib.Path, optional
         Directory searched first for named prior sets and model specs.
     **fit_kwargs
         Passed to :meth:`HierarchicalWeibull.fit` (e.g. ``target_accept``).
