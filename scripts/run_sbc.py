@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--random-seed", type=int, default=2018)
     parser.add_argument("--bins", type=int, default=10)
     parser.add_argument("--parameterization", default="auto")
+    parser.add_argument("--engine", default="integrated", choices=("integrated", "sampled"))
     parser.add_argument("--scheduler", default="threads")
     parser.add_argument("--workers", type=int, default=1, help="threads (or processes)")
     parser.add_argument("--out", type=Path, default=Path("docs/_static"))
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.getLogger("pymc").setLevel(logging.WARNING)
     args.out.mkdir(parents=True, exist_ok=True)
-    design = SBCDesign(parameterization=args.parameterization)
+    design = SBCDesign(parameterization=args.parameterization, engine=args.engine)
     scheduler = None if args.scheduler == "threads" else args.scheduler
     if args.scheduler in ("threads", "processes"):
         cluster = {"n_workers": args.workers} if args.scheduler == "processes" else {}
@@ -66,7 +67,8 @@ def main(argv: list[str] | None = None) -> None:
     record["wall_seconds"] = wall
     record["command"] = (
         f"scripts/run_sbc.py --replicates {args.replicates} --random-seed {args.random_seed} "
-        f"--parameterization {args.parameterization} --scheduler {args.scheduler} "
+        f"--parameterization {args.parameterization} --engine {args.engine} "
+        f"--scheduler {args.scheduler} "
         f"--workers {args.workers}"
     )
     (args.out / f"{stem}.json").write_text(json.dumps(record, indent=1) + "\n")

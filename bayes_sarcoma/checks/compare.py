@@ -42,7 +42,6 @@ scaled by its curvature, as lme4 does (``nAGQ``): 15 nodes are accurate to ~1e-6
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -57,8 +56,7 @@ from arviz_stats.utils import ELPDDataLOO
 from numpy.typing import ArrayLike, NDArray
 
 from bayes_sarcoma.checks.ppc import FittedInputs, fitted_inputs
-from bayes_sarcoma.math import weibull
-from bayes_sarcoma.math.gauss_hermite import gauss_hermite_normal
+from bayes_sarcoma.math import aghq, weibull
 from bayes_sarcoma.model.hierarchical import HierarchicalWeibull
 
 __all__ = [
@@ -73,8 +71,8 @@ __all__ = [
     "pareto_k_table",
 ]
 
-#: Adaptive Gauss-Hermite nodes (odd: one node at the mode).
-N_NODES = 15
+#: Adaptive Gauss-Hermite nodes (``"auto"``: chosen per centre, math/aghq.py).
+N_NODES = "auto"
 #: Floats per intermediate array (draws x patients x nodes) when work is chunked.
 CHUNK_ELEMENTS = 2**22
 #: Global (non-centre) parameters: the ones the integrated likelihood depends on.
@@ -82,34 +80,15 @@ GLOBALS = ("intercept", "shape", "beta", "center_sd", "interaction_sd", "interac
 
 
 # -- the 1-D integral over a centre effect ---------------------------------------------------
-def _lambertw_exp(x: NDArray) -> NDArray:
-    """Return ``W(exp(x))`` (principal branch) for real ``x``, without overflow.
-
-    Newton's method on ``w + log w = x`` in real arithmetic; ~3x faster than
-    :func:`scipy.special.lambertw` on ``exp(x)`` (which overflows for x > 709) and equal
-    to it to rounding where both apply (tested).
-    """
-    x = np.asarray(x, dtype=float)
-    w = np.where(x < 1.0, np.exp(np.minimum(x, 1.0)), x - np.log(np.maximum(x, 1.0)))
-    for _ in range(8):
-        w = w - (w + np.log(w) - x) / (1.0 + 1.0 / w)
-    return w
-
-
-@functools.lru_cache(maxsize=8)
-def _nodes(n_nodes: int) -> tuple[NDArray, NDArray]:
-    """Gauss-Hermite nodes ``z`` and ``log(w) + z**2 / 2`` for the adaptive rule."""
-    z, w = gauss_hermite_normal(n_nodes)
-    return z, np.log(w) + 0.5 * z**2
-
-
 def log_frailty_integral(
-    events: ArrayLike, cumhaz: ArrayLike, sigma: ArrayLike, *, n_nodes: int = N_NODES
+    events: ArrayLike, cumhaz: ArrayLike, sigma: ArrayLike, *, n_nodes: int | str = N_NODES
 ) -> NDArray:
     """Return ``log E[exp(D u - A exp(u))]`` over ``u ~ Normal(0, sigma)``, elementwise.
 
     This is the part of a centre's likelihood that its effect ``u`` enters: ``D`` events
-    and cumulative hazard ``A`` (at ``u = 0``) in the centre.
+    and cumulative hazard ``A`` (at ``u = 0``) in the centre. The integral is the fitting
+    engine's (:func:`bayes_sarcoma.math.aghq.log_integrals`); ``A = 0`` and ``sigma = 0``
+    have closed forms.
 
     Parameters
     ----------
@@ -119,8 +98,8 @@ def log_frailty_integral(
         ``A >= 0``.
     sigma : array_like
         ``sigma >= 0`` (0 gives ``-A``).
-    n_nodes : int
-        Gauss-Hermite nodes of the adaptive rule (odd).
+    n_nodes : int or "auto"
+        Gauss-Hermite nodes of the adaptive rule.
 
     Returns
     -------
@@ -135,24 +114,11 @@ def log_frailty_integral(
     0.5
     """
     d, a, s = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (events, cumhaz, sigma)))
-    z, log_wq = _nodes(int(n_nodes))
-    degenerate = s <= 0
-    s = np.where(degenerate, 1.0, s)
-    var = s * s
-    positive = a > 0
-    with np.errstate(divide="ignore"):
-        log_a = np.log(np.where(positive, a, 1.0))
-    # Mode of D u - A e^u - u^2 / (2 s^2): u* = D s^2 - W(A s^2 e^{D s^2}); A e^{u*} = w / s^2.
-    w = np.where(positive, _lambertw_exp(log_a + np.log(var) + d * var), 0.0)
-    mode = d * var - w
-    h = s / np.sqrt(1.0 + w)  # 1 / sqrt(curvature at the mode)
-    u = mode[..., None] + h[..., None] * z
-    a_exp = (w / var)[..., None] * np.exp(h[..., None] * z)
-    g = d[..., None] * u - a_exp - u * u / (2.0 * var[..., None])
-    g_mode = d * mode - w / var - mode * mode / (2.0 * var)
-    total = np.exp(g - g_mode[..., None] + log_wq).sum(axis=-1)
-    out = np.log(h / s) + g_mode + np.log(total)
-    return np.where(degenerate, -a, out)
+    out = np.where(s <= 0, -a, 0.5 * (d * s) ** 2)  # sigma = 0; A = 0: E[e^{Du}]
+    regular = (s > 0) & (a > 0)
+    if regular.any():
+        out[regular] = aghq.log_integrals(a[regular], d[regular], 0.0, s[regular], n_nodes)[0]
+    return out
 
 
 # -- integrated pointwise log-likelihoods ------------------------------------------------------
@@ -179,7 +145,7 @@ def integrated_log_likelihood(
     *,
     unit: str = "patient",
     centers: ArrayLike | None = None,
-    n_nodes: int = N_NODES,
+    n_nodes: int | str = N_NODES,
 ) -> xr.DataArray:
     """Return pointwise log predictive densities with the centre effects integrated out.
 
@@ -194,8 +160,8 @@ def integrated_log_likelihood(
     centers : array_like, optional
         Each patient's centre id, for ``unit="center"`` with a model without centre
         effects (default: ``constant_data.center``).
-    n_nodes : int
-        Adaptive Gauss-Hermite nodes.
+    n_nodes : int or "auto"
+        Adaptive Gauss-Hermite nodes per centre (``"auto"``: chosen per centre).
 
     Returns
     -------
@@ -235,7 +201,7 @@ def integrated_log_likelihood(
     else:
         index, labels, n_out = None, obs["patient"].to_numpy(), time.size
     out = np.empty((fi.n_samples, n_out))
-    per_chunk = max(1, CHUNK_ELEMENTS // max(time.size * n_nodes, 1))
+    per_chunk = max(1, CHUNK_ELEMENTS // max(time.size, 1))
     for start in range(0, fi.n_samples, per_chunk):
         sl = slice(start, min(start + per_chunk, fi.n_samples))
         k, cum = _pieces(fi, time, event, sl)
@@ -277,7 +243,7 @@ def _elpd(dt: xr.DataTree, pointwise: xr.DataArray) -> ELPDDataLOO:
         return azs.loo(tree, pointwise=True, var_name="time")
 
 
-def loo(dt: xr.DataTree, *, integrated: bool = True, n_nodes: int = N_NODES) -> ELPDDataLOO:
+def loo(dt: xr.DataTree, *, integrated: bool = True, n_nodes: int | str = N_NODES) -> ELPDDataLOO:
     """PSIS-LOO over patients, with the centre effects integrated out (module docstring).
 
     Parameters
@@ -287,8 +253,8 @@ def loo(dt: xr.DataTree, *, integrated: bool = True, n_nodes: int = N_NODES) -> 
     integrated : bool
         Use the integrated pointwise values (default); False uses the stored
         conditional ``log_likelihood`` (Pareto k problems for patients alone in a centre).
-    n_nodes : int
-        Adaptive Gauss-Hermite nodes.
+    n_nodes : int or "auto"
+        Adaptive Gauss-Hermite nodes per centre (``"auto"``: chosen per centre).
 
     Returns
     -------
@@ -319,7 +285,7 @@ def leave_center_out(
     data: pd.DataFrame | None = None,
     refit: int | Sequence = 0,
     fit_kwargs: Mapping[str, Any] | None = None,
-    n_nodes: int = N_NODES,
+    n_nodes: int | str = N_NODES,
 ) -> ELPDDataLOO:
     """Leave-centre-out cross-validation: PSIS over centres, optionally exact refits.
 
@@ -339,8 +305,8 @@ def leave_center_out(
         PSIS estimate. A refit costs one fit (one compilation for all refits).
     fit_kwargs : mapping, optional
         Passed to the refits' ``fit`` (e.g. ``draws``, ``tune``, ``random_seed``).
-    n_nodes : int
-        Adaptive Gauss-Hermite nodes.
+    n_nodes : int or "auto"
+        Adaptive Gauss-Hermite nodes per centre (``"auto"``: chosen per centre).
 
     Returns
     -------

@@ -38,6 +38,7 @@ import xarray as xr
 from scipy import stats
 
 from bayes_sarcoma.data.design import Design
+from bayes_sarcoma.model.io import recompute_log_likelihood
 from bayes_sarcoma.model.priors import FAMILIES, Prior, merge_priors, plan_priors
 
 #: ArviZ's threshold of the power-scaling sensitivity.
@@ -304,7 +305,7 @@ def power_scaling(
     Parameters
     ----------
     dt : xarray.DataTree
-        A fit with a ``log_likelihood`` group.
+        A fit (its ``log_likelihood`` group is used, or computed from the draws if absent).
     quantities : xarray.Dataset, optional
         Derived quantities per draw (dims ``chain``, ``draw``, plus any), e.g. the
         standardized survival difference; default: ``dt.posterior``.
@@ -332,8 +333,10 @@ def power_scaling(
     """
     from arviz_stats import psense_summary
 
-    if "log_likelihood" not in dt.children:
-        raise ValueError("power-scaling needs the pointwise log-likelihood: fit with it kept")
+    if "log_likelihood" in dt.children:
+        log_lik = dt.log_likelihood.dataset
+    else:  # not stored (fit(log_likelihood=False), or too large for "auto"): compute it
+        log_lik = recompute_log_likelihood(dt)
     posterior = dt.posterior.dataset if quantities is None else quantities
     if var_names is not None:
         posterior = posterior[list(var_names)]
@@ -341,7 +344,7 @@ def power_scaling(
         {
             "posterior": posterior,
             "log_prior": log_prior(dt),
-            "log_likelihood": dt.log_likelihood.dataset,
+            "log_likelihood": log_lik,
         }
     )
     table = psense_summary(

@@ -453,6 +453,7 @@ def prepare(
         weight = center_weights(events, parameterization, center_sd_guess or DEFAULT_SD_GUESS)
         arrays["center_idx"] = center_index
         arrays["center_weight"] = weight
+        arrays["center_events"] = events
         center_terms, center_x = center_level_terms(arrays["X"], center_index, len(center_ids))
         arrays["X_center"] = center_x[:, list(center_terms)]
     else:

@@ -45,6 +45,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
+from bayes_sarcoma.model.integrated import center_log_integral
 from bayes_sarcoma.model.priors import FAMILIES, Prior, PriorPlan
 
 #: Names of the free variables of the sampling model.
@@ -77,6 +78,13 @@ class Structure:
     n_modifier_levels: int  # 0: no treatment-by-modifier interaction
     priors: tuple
     center_terms: tuple[int, ...] = ()  # design columns constant within every centre
+    engine: str = "integrated"  # centre effects: "integrated" out or "sampled"
+    quadrature_nodes: int | str = "auto"  # the integrated engine's nodes per centre
+
+    @property
+    def integrated(self) -> bool:
+        """Whether the centre effects are integrated out (not sampled)."""
+        return bool(self.n_centers) and self.engine == "integrated"
 
     @property
     def patient_terms(self) -> tuple[int, ...]:
@@ -133,7 +141,8 @@ def param_layout(structure: Structure, plan: PriorPlan) -> dict[str, slice]:
     sizes = {k: np.size(v) for k, v in plan.values.items() if k.startswith(tuple(used))}
     sizes |= {"n_events": 1, "sum_event_log_t": 1}
     if structure.n_centers:
-        sizes["center_weight"] = structure.n_centers
+        weights = "center_events" if structure.integrated else "center_weight"
+        sizes[weights] = structure.n_centers
         if structure.center_terms:
             sizes["X_center"] = structure.n_centers * len(structure.center_terms)
     layout, start = {}, 0
@@ -163,6 +172,25 @@ def pack_data(
     rows += [np.asarray(arrays[name], dtype=float)[None, :] for name in patient_rows(structure)]
     rows += [np.asarray(arrays[name], dtype=float)[None, :] for name in index_rows(structure)]
     return {"data": np.concatenate([*params, np.vstack(rows).ravel()])}
+
+
+def sampled_centre_effects(structure: Structure, sd, mean, get: Mapping):
+    """Sample the centre effects (the "sampled" engine) and return ``mean + u_c``.
+
+    Partial non-centring: ``v_c ~ Normal(w_c m_c, sd**w_c)`` and the effect is
+    ``m_c + sd**(1 - w_c) (v_c - w_c m_c)`` (see the module docstring); ``sd**w`` as
+    ``exp(w log sd)``, far cheaper than a pow.
+    """
+    w = get["center_weight"]
+    prior_scale = pt.exp(w * pt.log(sd))
+    raw = pm.Normal(
+        CENTER_RAW,
+        w * mean,
+        prior_scale,
+        shape=structure.n_centers,
+        initval=np.zeros(structure.n_centers),
+    )
+    return mean + sd / prior_scale * (raw - w * mean)
 
 
 def build_model(
@@ -195,7 +223,9 @@ def build_model(
         block = flat[n_params:].reshape((n_rows, -1))
         # Scalars as scalars; coefficient hyperparameters and centre weights stay vectors.
         vectors = {
-            k for k in layout if k.startswith("prior_beta_") or k in ("center_weight", "X_center")
+            k
+            for k in layout
+            if k.startswith("prior_beta_") or k in ("center_weight", "center_events", "X_center")
         }
         get = {
             name: params[sl] if name in vectors else params[sl.start] for name, sl in layout.items()
@@ -227,27 +257,25 @@ def build_model(
             beta = pt.concatenate(parts)[order] if len(parts) > 1 else parts[0]
             if patient_terms:
                 eta = eta + pt.dot(beta[patient_terms], x_t)
+        centres = None
         if structure.n_centers:
             sd = sd_variable(CENTER_SD, priors["center_sd"], slot_hyper("center_sd"))
-            w = get["center_weight"]
-            # Centre-level terms (the expert flag) give the centre effects' mean m_c
-            # (hierarchical centring); sd**w as exp(w log sd), far cheaper than a pow.
-            # The intercept is a centre-level term too: centring the centres on it removes
-            # the intercept/centre-effect ridge of large centres (hierarchical centring).
+            # Centre-level terms (the expert flag) and the intercept give the centre
+            # effects' mean m_c (hierarchical centring).
             mean = intercept
             if center_terms:
                 x_c = get["X_center"].reshape((structure.n_centers, len(center_terms)))
                 mean = intercept + pt.dot(x_c, beta[center_terms])
-            prior_scale = pt.exp(w * pt.log(sd))
-            raw = pm.Normal(
-                CENTER_RAW,
-                w * mean,
-                prior_scale,
-                shape=structure.n_centers,
-                initval=np.zeros(structure.n_centers),
-            )
-            center_total = mean + sd / prior_scale * (raw - w * mean)
-            eta = eta - intercept + center_total[d["center_idx"]]
+            if structure.integrated:
+                # The intercept is in the mean, integrated with u_c.
+                eta = eta - intercept if patient_terms else pt.zeros_like(d["log_t"])
+                centres = (sd, mean, get["center_events"], d["center_idx"])
+            else:
+                eta = (
+                    eta
+                    - intercept
+                    + sampled_centre_effects(structure, sd, mean, get)[d["center_idx"]]
+                )
         if structure.n_modifier_levels:
             tau = sd_variable(
                 INTERACTION_SD, priors["interaction_sd"], slot_hyper("interaction_sd")
@@ -265,13 +293,20 @@ def build_model(
         else:
             shape = random_variable(SHAPE, priors["shape"], slot_hyper("shape"), INITIAL["shape"])
             log_shape = pt.log(shape)
+        exposure = pt.exp(shape * d["log_t"] + eta)
+        if structure.has_entry:
+            exposure = exposure - d["has_entry"] * pt.exp(shape * d["log_entry"] + eta)
         loglik = (
             get["n_events"] * log_shape
             + (shape - 1.0) * get["sum_event_log_t"]
             + pt.dot(d["event"], eta)
-            - pt.sum(pt.exp(shape * d["log_t"] + eta))
         )
-        if structure.has_entry:
-            loglik = loglik + pt.sum(d["has_entry"] * pt.exp(shape * d["log_entry"] + eta))
+        if centres is None:
+            loglik = loglik - pt.sum(exposure)
+        else:
+            sd, mean, events, index = centres
+            a = pt.inc_subtensor(pt.zeros(structure.n_centers)[index], exposure)
+            integral = center_log_integral(a, events, mean, sd, structure.quadrature_nodes)
+            loglik = loglik + pt.sum(integral)
         pm.Potential(LOGLIK, loglik)
     return model

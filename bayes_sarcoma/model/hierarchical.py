@@ -41,11 +41,15 @@ from bayes_sarcoma.data.prepare import (
 from bayes_sarcoma.data.validation import validate_registry
 from bayes_sarcoma.inference.diagnose import diagnose
 from bayes_sarcoma.inference.sampling import CompiledModel, get_compiled, run_sampler
+from bayes_sarcoma.model.center_effects import draw_center_deviations, quadrature_error
 from bayes_sarcoma.model.graph import Structure, build_model, pack_data
 from bayes_sarcoma.model.posterior import build_datatree, internal_parameters, user_scale_posterior
 from bayes_sarcoma.model.priors import PriorPlan, merge_priors, plan_priors, priors_to_dict
 
 BASELINES = ("weibull", "exponential")
+ENGINES = ("integrated", "sampled")
+#: Bytes of pointwise log-likelihood that ``fit(log_likelihood="auto")`` stores at most.
+LOG_LIKELIHOOD_BUDGET = 4e9
 #: Default of ``cluster``, ``id_column`` and ``treatment``: chosen from the data/terms.
 AUTO = "auto"
 
@@ -99,9 +103,17 @@ class HierarchicalWeibull:
         pooled deviation per level, ``delta_m ~ Normal(0, interaction_sd)``.
     categorical, reference, levels
         Passed to :meth:`~bayes_sarcoma.data.design.Design.learn`.
+    engine : {"integrated", "sampled"}
+        How the centre effects are handled. ``"integrated"`` (default): integrated out of
+        the likelihood by adaptive Gauss-Hermite quadrature, so NUTS samples only the
+        global parameters, and drawn afterwards from their exact conditionals
+        (docs/engine.md). ``"sampled"``: every centre effect is a sampled parameter.
+    quadrature_nodes : int or "auto"
+        The integrated engine's Gauss-Hermite nodes per centre (``"auto"``: chosen per
+        centre for an error below 1e-10; :mod:`bayes_sarcoma.math.aghq`).
     parameterization : {"auto", "centered", "noncentered"}
-        Centre effects' parameterisation; ``"auto"`` partially centres each centre by
-        its number of events (:mod:`bayes_sarcoma.model.graph`).
+        The sampled engine's parameterisation of the centre effects; ``"auto"`` partially
+        centres each centre by its number of events (:mod:`bayes_sarcoma.model.graph`).
     center_sd_guess : float, optional
         The guess of ``sigma_u`` that ``"auto"`` uses (default: a quick moment estimate
         from the data).
@@ -140,6 +152,8 @@ class HierarchicalWeibull:
         categorical: Sequence[str] = (),
         reference: Mapping[str, Any] | None = None,
         levels: Mapping[str, Sequence] | None = None,
+        engine: str = "integrated",
+        quadrature_nodes: int | str = "auto",
         parameterization: str = "auto",
         center_sd_guess: float | None = None,
         zero_time: float | None = HALF_DAY_MONTHS,
@@ -181,6 +195,8 @@ class HierarchicalWeibull:
         self.categorical = tuple(categorical)
         self.reference = dict(reference or {})
         self.levels = {k: list(v) for k, v in (levels or {}).items()}
+        self.engine = _checked_engine(engine, quadrature_nodes)
+        self.quadrature_nodes = quadrature_nodes
         self.parameterization = parameterization
         self.center_sd_guess = center_sd_guess
         self.zero_time = zero_time
@@ -210,6 +226,8 @@ class HierarchicalWeibull:
             "categorical": list(self.categorical),
             "reference": self.reference,
             "levels": self.levels,
+            "engine": self.engine,
+            "quadrature_nodes": self.quadrature_nodes,
             "parameterization": self.parameterization,
             "center_sd_guess": self.center_sd_guess,
             "zero_time": self.zero_time,
@@ -343,6 +361,8 @@ class HierarchicalWeibull:
             n_modifier_levels=len(prepared.modifier_levels),
             priors=plan.structure,
             center_terms=prepared.center_terms if self.cluster else (),
+            engine=self.engine,
+            quadrature_nodes=self.quadrature_nodes,
         )
 
     def compiled(self, data: pd.DataFrame) -> tuple[CompiledModel, dict[str, np.ndarray]]:
@@ -382,7 +402,7 @@ class HierarchicalWeibull:
         target_accept: float = 0.8,
         max_treedepth: int = 10,
         cores: int | None = None,
-        log_likelihood: bool = True,
+        log_likelihood: bool | str = "auto",
         **sampler_kwargs: Any,
     ) -> xr.DataTree:
         """Sample the posterior and return the results DataTree (DESIGN.md section 4).
@@ -404,9 +424,14 @@ class HierarchicalWeibull:
             NUTS settings; raise ``target_accept`` (e.g. 0.95) after divergences.
         cores : int, optional
             Chains run in parallel on this many cores.
-        log_likelihood : bool
-            Store the pointwise log-likelihood (needed by LOO; chains x draws x patients
-            floats).
+        log_likelihood : bool or "auto"
+            Store the pointwise log-likelihood (chains x draws x patients floats, for LOO
+            and power-scaling). ``"auto"``: store it when it takes at most
+            :data:`LOG_LIKELIHOOD_BUDGET` bytes (4000 draws of 100,000 patients do), else
+            leave it to be computed on demand from the stored draws
+            (:func:`bayes_sarcoma.model.io.recompute_log_likelihood`,
+            :func:`bayes_sarcoma.checks.compare.loo`); ``dt.attrs["log_likelihood"]`` says
+            which.
         **sampler_kwargs
             Passed to the sampler.
 
@@ -416,7 +441,12 @@ class HierarchicalWeibull:
             ``posterior``, ``sample_stats``, ``observed_data``, ``constant_data`` and
             ``log_likelihood``; the specification and coding in ``attrs``.
         """
+        if log_likelihood not in (True, False, "auto"):
+            raise ValueError(f"log_likelihood={log_likelihood!r}: choose True, False or 'auto'")
         entry, values = self.compiled(data)
+        if log_likelihood == "auto":
+            size = 8 * chains * draws * len(self.prepared_.time)
+            log_likelihood = size <= LOG_LIKELIHOOD_BUDGET
         if random_seed is None:
             random_seed = int(np.random.default_rng().integers(2**31 - 1))
         out = run_sampler(
@@ -435,8 +465,17 @@ class HierarchicalWeibull:
         )
         plan = self._plan()
         internal = internal_parameters(out.draws, plan.beta_groups, len(self.design.labels))
+        attrs = {"engine": self.engine if self.structure_.n_centers else "none"}
+        if self.structure_.integrated:
+            internal["center_deviation"] = draw_center_deviations(
+                internal, self.prepared_, random_seed
+            )
+            attrs["quadrature_error"] = quadrature_error(
+                internal, self.prepared_, self.quadrature_nodes
+            )
         post = user_scale_posterior(internal, self.design, self.prepared_, self.treatment)
-        attrs = {
+        attrs |= {
+            "log_likelihood": "stored" if log_likelihood else "on demand",
             "model": self.to_dict(),
             "design": self.design.to_dict(),
             "t_ref": self.prepared_.t_ref,
@@ -484,6 +523,10 @@ class HierarchicalWeibull:
         raw = {name: prior["prior"][name].to_numpy() for name in entry.free_names}
         plan = self._plan()
         internal = internal_parameters(raw, plan.beta_groups, len(self.design.labels))
+        if self.structure_.integrated:
+            rng = np.random.default_rng(random_seed)
+            z = rng.standard_normal((1, draws, self.structure_.n_centers))
+            internal["center_deviation"] = internal["center_sd"][..., None] * z
         post = user_scale_posterior(internal, self.design, self.prepared_, self.treatment)
         stats = xr.Dataset(coords={"chain": [0], "draw": np.arange(draws)})
         dt = build_datatree(
@@ -522,3 +565,17 @@ class HierarchicalWeibull:
                 SamplerWarning,
                 stacklevel=3,
             )
+
+
+def _checked_engine(engine: str, quadrature_nodes: int | str) -> str:
+    """Return ``engine`` after checking it and the quadrature's node count."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine={engine!r}: choose one of {ENGINES}")
+    if quadrature_nodes != "auto" and not (
+        isinstance(quadrature_nodes, int | np.integer) and 1 <= quadrature_nodes <= 301
+    ):
+        raise ValueError(
+            f"quadrature_nodes={quadrature_nodes!r}: give 'auto' or a number of nodes from 1 "
+            "to 301, such as 61"
+        )
+    return engine

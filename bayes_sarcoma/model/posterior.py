@@ -102,7 +102,10 @@ def user_scale_posterior(
             beta_c = internal["beta_std"][..., list(prepared.center_terms)]
             mean = mean + beta_c @ prepared.arrays["X_center"].T
         post["center_sd"] = sd
-        post["center_effect"] = sd[..., None] ** (1.0 - w) * (internal[CENTER_RAW] - w * mean)
+        if "center_deviation" in internal:  # integrated engine: drawn after sampling
+            post["center_effect"] = internal["center_deviation"]
+        else:
+            post["center_effect"] = sd[..., None] ** (1.0 - w) * (internal[CENTER_RAW] - w * mean)
     if INTERACTION_SD in internal:
         tau = internal[INTERACTION_SD]
         deviation = tau[..., None] * internal[INTERACTION_RAW]

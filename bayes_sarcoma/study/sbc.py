@@ -141,7 +141,9 @@ class SBCDesign:
         The centre SD guess of the partial non-centring (default: the model's moment
         estimate from each data set; geometry only, not the posterior).
     parameterization : {"auto", "centered", "noncentered"}
-        The centre effects' parameterisation (geometry only, not the posterior).
+        The sampled engine's parameterisation of the centre effects (geometry only).
+    engine : {"integrated", "sampled"}
+        How the fitted model handles the centre effects (the model's ``engine``).
     design_seed : int
         Seed of the fixed design (covariates and centre sizes).
     """
@@ -162,6 +164,7 @@ class SBCDesign:
     n_ranks: int = 99
     center_sd_guess: float | None = None
     parameterization: str = "auto"
+    engine: str = "integrated"
     design_seed: int = 20180412
 
     def __post_init__(self):
@@ -211,6 +214,7 @@ class SBCDesign:
             priors=self.priors,
             center_sd_guess=self.center_sd_guess,
             parameterization=self.parameterization,
+            engine=self.engine,
             t_ref=self.t_ref,
         )
 

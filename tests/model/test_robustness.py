@@ -55,10 +55,13 @@ def extreme_table(n: int = 400, random_seed: int = 0) -> pd.DataFrame:
     )
 
 
-@pytest.fixture(scope="module")
-def extreme():
+ENGINES = ("integrated", "sampled")
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def extreme(request):
     df = extreme_table()
-    model = bs.HierarchicalWeibull(**SPEC)
+    model = bs.HierarchicalWeibull(**SPEC, engine=request.param)
     pm_model = model.build_model(df)
     return df, model, pm_model, logp_and_gradient(pm_model)
 
@@ -79,7 +82,6 @@ def logp_and_gradient(pm_model):
 def _points(pm_model, rng):
     """Points (value space) over a grid of parameter values, extreme ones included."""
     base = pm_model.initial_point()
-    n_centers = base["center_raw"].size
     for intercept, shape, beta, sd in itertools.product(
         (-5.0, 0.0, 5.0), SHAPES, ((-1.0, 1.0), (1.0, -1.0), (2.0, 2.0)), (0.01, 2.0)
     ):
@@ -88,7 +90,8 @@ def _points(pm_model, rng):
         point["shape_log__"] = np.asarray(np.log(shape))
         point["beta_std_Normal"] = np.asarray(beta)
         point["center_sd_log__"] = np.asarray(np.log(sd))
-        point["center_raw"] = rng.normal(0.0, 1.0, n_centers) * sd
+        if "center_raw" in base:  # the sampled engine
+            point["center_raw"] = rng.normal(0.0, 1.0, base["center_raw"].size) * sd
         yield point
 
 
@@ -130,8 +133,9 @@ def test_gradient_matches_finite_differences_at_extremes(extreme, shape):
         "shape_log__": np.asarray(np.log(shape)),
         "beta_std_Normal": np.array([0.4, -0.3]),
         "center_sd_log__": np.asarray(np.log(0.5)),
-        "center_raw": rng.normal(0, 0.5, point["center_raw"].size),
     }
+    if "center_raw" in point:
+        point["center_raw"] = rng.normal(0, 0.5, point["center_raw"].size)
     names, sizes, x = _flat(pm_model, point)
     grad = both(point)[1]
     numeric = np.empty_like(x)
@@ -227,10 +231,10 @@ def test_stored_pointwise_log_likelihood_is_finite_and_matches_scipy(extreme):
 
 
 def test_sampling_extreme_data_gives_finite_results(extreme):
-    df, _, _, _ = extreme
+    df, model, _, _ = extreme
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bs.SamplerWarning)
-        dt = bs.HierarchicalWeibull(**SPEC).fit(
+        dt = bs.HierarchicalWeibull(**SPEC, engine=model.engine).fit(
             df, draws=200, tune=300, chains=2, random_seed=4, progressbar=False
         )
     for group in ("posterior", "log_likelihood"):
@@ -261,18 +265,20 @@ VAGUE = {
 
 @pytest.mark.parametrize("name", list(VAGUE))
 def test_vague_priors_initialise_on_extreme_data(extreme, name):
-    df, _, _, _ = extreme
-    pm_model = bs.HierarchicalWeibull(**SPEC, priors=VAGUE[name]).build_model(df)
+    df, model, _, _ = extreme
+    spec = SPEC | {"priors": VAGUE[name], "engine": model.engine}
+    pm_model = bs.HierarchicalWeibull(**spec).build_model(df)
     value, grad = logp_and_gradient(pm_model)(pm_model.initial_point())
     assert np.isfinite(value)
     assert np.isfinite(grad).all()
 
 
-def test_delayed_entry_close_to_exit_stays_finite():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_delayed_entry_close_to_exit_stays_finite(engine):
     """-H(t) + H(a) with a just below t (cancellation), and a = 0 (no entry)."""
     df = extreme_table(random_seed=5)
     df["entry"] = np.where(np.arange(len(df)) % 2 == 0, df["t"] * (1 - 1e-9), 0.0)
-    pm_model = bs.HierarchicalWeibull(**SPEC, entry="entry").build_model(df)
+    pm_model = bs.HierarchicalWeibull(**SPEC, entry="entry", engine=engine).build_model(df)
     both = logp_and_gradient(pm_model)
     for point in itertools.islice(_points(pm_model, np.random.default_rng(6)), 0, None, 5):
         value, grad = both(point)

@@ -1,0 +1,111 @@
+"""Centre effects after an integrated fit: drawn from their exact conditionals.
+
+The integrated engine (:mod:`bayes_sarcoma.model.integrated`) samples the global
+parameters only. Given one posterior draw of them, centre c's effect has the exact
+one-dimensional conditional ``p(u | A_c, D_c, mu_c, sigma) ~ exp(D_c u - A_c e^u)
+Normal(u | mu_c, sigma)``; drawing one ``u_c`` per posterior draw from it gives draws from
+the joint posterior of the globals and the centre effects, which is what the sampled
+engine gives too. ``A_c`` is recomputed here from the same arrays the model's graph reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from numpy.typing import NDArray
+
+from bayes_sarcoma.data.prepare import Prepared
+from bayes_sarcoma.math.aghq import REFERENCE_NODES, draw_conditional_effects, log_integrals
+
+#: Posterior draws per chunk (bounds memory at draws x patients floats per chunk).
+_CHUNK = 128
+
+
+def center_sums(
+    internal: Mapping[str, NDArray], prepared: Prepared, draws: slice
+) -> tuple[NDArray, NDArray]:
+    """Return ``A_c`` and the effects' mean ``mu_c`` for the posterior draws ``draws``.
+
+    ``internal`` holds the sampler's draws flattened to (draw, ...): ``intercept_c``,
+    ``shape``, ``beta_std`` and, with an effect modifier, ``interaction_sd`` and
+    ``interaction_raw``; all on the model's internal scale (times over ``t_ref``,
+    standardised covariates), as in :func:`bayes_sarcoma.model.graph.build_model`.
+    """
+    arrays = prepared.arrays
+    beta = internal["beta_std"][draws]
+    patient = [j for j in range(beta.shape[-1]) if j not in prepared.center_terms]
+    eta = beta[:, patient] @ arrays["X"][:, patient].T
+    if "interaction_raw" in internal:
+        deviation = internal["interaction_sd"][draws, None] * internal["interaction_raw"][draws]
+        eta = eta + prepared.treatment * deviation[:, prepared.modifier_index]
+    shape = internal["shape"][draws, None]
+    exposure = np.exp(shape * arrays["log_t"] + eta)
+    if "has_entry" in arrays:
+        exposure -= arrays["has_entry"] * np.exp(shape * arrays["log_entry"] + eta)
+    order = np.argsort(prepared.center_index, kind="stable")
+    starts = np.searchsorted(prepared.center_index[order], np.arange(len(prepared.center_ids)))
+    a = np.add.reduceat(exposure[:, order], starts, axis=1)
+    mu = np.repeat(internal["intercept_c"][draws, None], len(starts), axis=1)
+    if prepared.center_terms:
+        mu = mu + beta[:, list(prepared.center_terms)] @ arrays["X_center"].T
+    return a, mu
+
+
+def draw_center_deviations(
+    internal: Mapping[str, NDArray], prepared: Prepared, random_seed: int
+) -> NDArray[np.float64]:
+    """Draw every centre's effect given each posterior draw; return ``u_c - mu_c``.
+
+    Parameters
+    ----------
+    internal : mapping
+        The sampler's internal draws, each (chain, draw, ...).
+    prepared : Prepared
+        The fitted data.
+    random_seed : int
+        The same seed (and draws) give the same centre effects.
+
+    Returns
+    -------
+    numpy.ndarray
+        The centre effects as deviations from their mean (the contract's ``center_effect``),
+        (chain, draw, center).
+    """
+    chains, n_draws = internal["intercept_c"].shape[:2]
+    flat = {k: v.reshape(chains * n_draws, *v.shape[2:]) for k, v in internal.items()}
+    events = prepared.arrays["center_events"]
+    out = np.empty((chains * n_draws, len(prepared.center_ids)))
+    for k, start in enumerate(range(0, chains * n_draws, _CHUNK)):
+        part = slice(start, min(start + _CHUNK, chains * n_draws))
+        a, mu = center_sums(flat, prepared, part)
+        out[part] = draw_conditional_effects(
+            a, events, mu, flat["center_sd"][part], random_seed + k
+        )
+    return out.reshape(chains, n_draws, -1)
+
+
+def quadrature_error(
+    internal: Mapping[str, NDArray],
+    prepared: Prepared,
+    n_nodes: int | str = "auto",
+    n_checked: int = 16,
+) -> float:
+    """Return the largest error of the fit's quadrature on posterior draws.
+
+    For ``n_checked`` draws spread over the posterior, every centre's ``log I_c`` with the
+    fit's rule is compared with :data:`~bayes_sarcoma.math.aghq.REFERENCE_NODES` nodes;
+    the largest absolute difference (the relative error of ``I_c``) is returned.
+    """
+    chains, n_draws = internal["intercept_c"].shape[:2]
+    flat = {k: v.reshape(chains * n_draws, *v.shape[2:]) for k, v in internal.items()}
+    picks = np.unique(np.linspace(0, chains * n_draws - 1, n_checked).astype(int))
+    events = prepared.arrays["center_events"]
+    worst = 0.0
+    for i in picks:
+        a, mu = center_sums(flat, prepared, slice(i, i + 1))
+        sd = float(flat["center_sd"][i])
+        fit = log_integrals(a[0], events, mu[0], sd, n_nodes)[0]
+        reference = log_integrals(a[0], events, mu[0], sd, REFERENCE_NODES)[0]
+        worst = max(worst, float(np.max(np.abs(fit - reference))))
+    return worst
