@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pymc as pm
 import pytest
 import xarray as xr
@@ -182,9 +183,10 @@ def test_a_conflicting_expert_prior_is_flagged(registry_small, os_model_and_fit)
     assert ps.table.loc["log_hr_expert", "prior"] > 3 * weak
 
 
-def test_power_scaling_needs_the_log_likelihood(os_model_and_fit):
+def test_power_scaling_computes_a_log_likelihood_that_was_not_stored(os_model_and_fit):
     _, dt = os_model_and_fit
-    no_ll = xr.DataTree.from_dict({"posterior": dt.posterior.dataset})
-    no_ll.attrs = dict(dt.attrs)
-    with pytest.raises(ValueError, match="pointwise log-likelihood"):
-        power_scaling(no_ll)
+    without = dt.copy()
+    del without["log_likelihood"]
+    stored = power_scaling(dt, var_names=["center_sd", "shape"]).table
+    computed = power_scaling(without, var_names=["center_sd", "shape"]).table
+    pd.testing.assert_frame_equal(stored, computed)
