@@ -163,52 +163,48 @@ def _pick_rule(rho, s, limits):
 
 
 @numba.njit(cache=True)
-def _one_centre(a, d, mu, sigma, z_all, log_w_all, starts, counts, limits, terms, eus):
+def _one_centre(a, d, mu, sigma, z_all, log_w_all, starts, counts, limits):
     """Log integral and its derivatives in ``A``, ``mu`` and ``sigma`` for one centre.
 
-    ``terms`` and ``eus`` are work arrays at least as long as the largest rule (allocating
-    them per centre would cost as much as the quadrature).
+    One pass over the nodes: the terms are scaled by the integrand at its mode (no term
+    exceeds it by more than its weight), ``e^u`` at a node is ``e^u* (1 + expm1(s z))``,
+    and the gradient's expectations are accumulated unnormalised.
     """
     m, c = mode_and_curvature(a, d, mu, sigma)
     s = 1.0 / math.sqrt(c)
-    em = a * math.exp(mu + m)
-    j = _pick_rule(em / c, s, limits)
-    z = z_all[starts[j] : starts[j] + counts[j]]
-    log_w = log_w_all[starts[j] : starts[j] + counts[j]]
-    n = z.shape[0]
-    top = -np.inf
-    q0 = d * mu - math.log(sigma) - _HALF_LOG_2PI
-    for k in range(n):
-        dev = m + s * z[k]
-        eus[k] = math.exp(mu + dev)
-        q = dev / sigma
-        terms[k] = log_w[k] + q0 + d * dev - a * eus[k] - 0.5 * q * q
-        top = max(top, terms[k])
-    total = 0.0
-    for k in range(n):
-        terms[k] = math.exp(terms[k] - top)
-        total += terms[k]
     s2 = sigma * sigma
-    e_a = e_mu = e_sigma = e_slope = e_slope_z = 0.0
-    for k in range(n):
-        p = terms[k] / total
-        dev = m + s * z[k]
-        eu = eus[k]
-        slope = d - a * eu - dev / s2  # h'(u)
-        e_a -= p * eu
-        e_mu += p * dev / s2
-        e_sigma += p * (dev * dev / (s2 * sigma) - 1.0 / sigma)
-        e_slope += p * slope
-        e_slope_z += p * slope * z[k]
-    # The nodes move with the mode u* = mu + m(theta) and the scale s(theta) = c^(-1/2).
     eum = math.exp(mu + m)
+    em = a * eum  # A e^u*: the data's curvature at the mode
+    j = _pick_rule(em / c, s, limits)
+    total = sum_eu = sum_dev = sum_dev2 = sum_slope = sum_slope_z = 0.0
+    for k in range(starts[j], starts[j] + counts[j]):
+        sz = s * z_all[k]
+        grow = math.expm1(sz)
+        dev = m + sz
+        # h(u) - h(u*) at u = u* + s z, without cancellation
+        rel = d * sz - em * grow - sz * (2.0 * m + sz) / (2.0 * s2)
+        q = math.exp(log_w_all[k] + rel)
+        eu = eum * (1.0 + grow)
+        slope = d - a * eu - dev / s2  # h'(u)
+        total += q
+        sum_eu += q * eu
+        sum_dev += q * dev
+        sum_dev2 += q * dev * dev
+        sum_slope += q * slope
+        sum_slope_z += q * slope * z_all[k]
+    e_a = -sum_eu / total
+    e_mu = sum_dev / (total * s2)
+    e_sigma = sum_dev2 / (total * s2 * sigma) - 1.0 / sigma
+    e_slope, e_slope_z = sum_slope / total, sum_slope_z / total
+    # The nodes move with the mode u* = mu + m(theta) and the scale s(theta) = c^(-1/2).
     dm_a, dm_mu, dm_sigma = -eum / c, 1.0 / (s2 * c), 2.0 * m / (s2 * sigma * c)
     dc_a = eum + em * dm_a
     dc_mu = em * dm_mu
     dc_sigma = em * dm_sigma - 2.0 / (s2 * sigma)
     ds = -0.5 * s / c
     through_s = 1.0 / s + e_slope_z
-    value = math.log(s) + top + math.log(total)
+    log_h_mode = d * (mu + m) - em - 0.5 * m * m / s2 - math.log(sigma) - _HALF_LOG_2PI
+    value = math.log(s) + log_h_mode + math.log(total)
     g_a = e_a + e_slope * dm_a + through_s * ds * dc_a
     g_mu = e_mu + e_slope * dm_mu + through_s * ds * dc_mu
     g_sigma = e_sigma + e_slope * dm_sigma + through_s * ds * dc_sigma
@@ -224,10 +220,9 @@ def log_integrals_kernel(a, d, mu, sigma, z, log_w, starts, counts, limits):
     n = a.shape[0]
     value, d_a, d_mu, d_sigma = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
     nodes = np.empty(n, dtype=np.int64)
-    terms, eus = np.empty(counts.max()), np.empty(counts.max())
     for i in range(n):
         value[i], d_a[i], d_mu[i], d_sigma[i], nodes[i] = _one_centre(
-            a[i], d[i], mu[i], sigma[i], z, log_w, starts, counts, limits, terms, eus
+            a[i], d[i], mu[i], sigma[i], z, log_w, starts, counts, limits
         )
     return value, d_a, d_mu, d_sigma, nodes
 
@@ -293,7 +288,7 @@ def _draw_one(a, d, mu, sigma, rng):
             return u
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _draw_all(a, d, mu, sigma, rng):
     n_draws, n_centres = a.shape
     out = np.empty((n_draws, n_centres))
@@ -304,7 +299,7 @@ def _draw_all(a, d, mu, sigma, rng):
 
 
 def draw_conditional_effects(
-    a: NDArray, d: NDArray, mu: NDArray, sigma: NDArray, random_seed: int
+    a: NDArray, d: NDArray, mu: NDArray, sigma: NDArray, random_seed: int | list[int]
 ) -> NDArray[np.float64]:
     """Draw each centre's effect from its exact conditional, once per posterior draw.
 
@@ -318,8 +313,8 @@ def draw_conditional_effects(
         The effects' mean per draw and centre, (draw, centre).
     sigma : numpy.ndarray
         The centre sd per draw.
-    random_seed : int
-        The same seed gives the same draws.
+    random_seed : int or list of int
+        The same seed gives the same draws (anything :func:`numpy.random.default_rng` takes).
 
     Returns
     -------

@@ -10,7 +10,9 @@ engine gives too. ``A_c`` is recomputed here from the same arrays the model's gr
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numpy.typing import NDArray
@@ -76,12 +78,18 @@ def draw_center_deviations(
     flat = {k: v.reshape(chains * n_draws, *v.shape[2:]) for k, v in internal.items()}
     events = prepared.arrays["center_events"]
     out = np.empty((chains * n_draws, len(prepared.center_ids)))
-    for k, start in enumerate(range(0, chains * n_draws, _CHUNK)):
-        part = slice(start, min(start + _CHUNK, chains * n_draws))
+
+    def chunk(k: int) -> None:
+        # Each chunk of draws has its own seeded stream: the same draws however the
+        # chunks are scheduled over the threads (the sampler releases the GIL).
+        part = slice(k * _CHUNK, min((k + 1) * _CHUNK, chains * n_draws))
         a, mu = center_sums(flat, prepared, part)
-        out[part] = draw_conditional_effects(
-            a, events, mu, flat["center_sd"][part], random_seed + k
-        )
+        sd = flat["center_sd"][part]
+        out[part] = draw_conditional_effects(a, events, mu, sd, [random_seed, k])
+
+    n_chunks = -(-chains * n_draws // _CHUNK)
+    with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
+        list(pool.map(chunk, range(n_chunks)))
     return out.reshape(chains, n_draws, -1)
 
 

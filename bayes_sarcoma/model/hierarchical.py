@@ -48,8 +48,11 @@ from bayes_sarcoma.model.priors import PriorPlan, merge_priors, plan_priors, pri
 
 BASELINES = ("weibull", "exponential")
 ENGINES = ("integrated", "sampled")
-#: Bytes of pointwise log-likelihood that ``fit(log_likelihood="auto")`` stores at most.
-LOG_LIKELIHOOD_BUDGET = 4e9
+#: Bytes of pointwise log-likelihood that ``fit(log_likelihood="auto")`` stores at most
+#: (4000 draws of 30,000 patients).
+LOG_LIKELIHOOD_BUDGET = 1e9
+#: Centre effects (at random) whose convergence ``fit``'s own check summarises.
+FIT_CHECKED_CENTERS = 500
 #: Default of ``cluster``, ``id_column`` and ``treatment``: chosen from the data/terms.
 AUTO = "auto"
 
@@ -427,7 +430,7 @@ class HierarchicalWeibull:
         log_likelihood : bool or "auto"
             Store the pointwise log-likelihood (chains x draws x patients floats, for LOO
             and power-scaling). ``"auto"``: store it when it takes at most
-            :data:`LOG_LIKELIHOOD_BUDGET` bytes (4000 draws of 100,000 patients do), else
+            :data:`LOG_LIKELIHOOD_BUDGET` bytes (4000 draws of 30,000 patients), else
             leave it to be computed on demand from the stored draws
             (:func:`bayes_sarcoma.model.io.recompute_log_likelihood`,
             :func:`bayes_sarcoma.checks.compare.loo`); ``dt.attrs["log_likelihood"]`` says
@@ -556,7 +559,7 @@ class HierarchicalWeibull:
     @staticmethod
     def _warn_sampler(dt: xr.DataTree) -> None:
 
-        diagnosis = diagnose(dt)
+        diagnosis = diagnose(dt, max_centers=FIT_CHECKED_CENTERS)
         if not diagnosis.ok:
             warnings.warn(
                 "the sampler's run is not reliable yet:\n- "

@@ -78,6 +78,16 @@ def test_independent_draws_pass_and_the_table_matches_arviz():
     assert str(result).startswith("Sampling diagnostics: OK")
 
 
+def test_a_random_subset_of_centre_effects_can_be_summarised():
+    dt = synthetic()
+    rhat = dt.posterior.dataset[["center_effect"]].azstats.rhat()["center_effect"].to_numpy()
+    table = diagnose(dt, max_centers=10).table.set_index("quantity")
+    row = table.loc["center_effect (worst of 10 of 50, at random)"]
+    assert np.isclose(rhat, row["r_hat"], rtol=1e-9).any()
+    assert row["r_hat"] <= rhat.max()
+    assert "center_effect (worst of 50)" in diagnose(dt, max_centers=50).table["quantity"].tolist()
+
+
 def test_a_stuck_chain_is_flagged_with_advice():
     result = diagnose(synthetic(shift=0.5))
     assert not result.ok
