@@ -113,7 +113,7 @@ class HierarchicalWeibull:
         (docs/engine.md). ``"sampled"``: every centre effect is a sampled parameter.
     quadrature_nodes : int or "auto"
         The integrated engine's Gauss-Hermite nodes per centre (``"auto"``: chosen per
-        centre for an error below 1e-10; :mod:`bayes_sarcoma.math.aghq`).
+        centre for an error below 1e-9; :mod:`bayes_sarcoma.math.aghq`).
     parameterization : {"auto", "centered", "noncentered"}
         The sampled engine's parameterisation of the centre effects; ``"auto"`` partially
         centres each centre by its number of events (:mod:`bayes_sarcoma.model.graph`).
