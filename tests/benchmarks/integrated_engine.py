@@ -9,7 +9,7 @@ the peak resident memory of the process. Then the ratios integrated / sampled, a
 global parameter's posterior mean in both engines with z = difference / combined MCSE.
 
 Run: ``.venv/bin/python tests/benchmarks/integrated_engine.py [--patients 9594] [--runs 2]
-[--engines integrated sampled] [--draws 1000]``. Not collected by pytest.
+[--engines integrated sampled] [--draws 1000] [--tune 1000]``. Not collected by pytest.
 """
 
 from __future__ import annotations
@@ -28,13 +28,13 @@ import bayes_sarcoma as bs
 GLOBALS = ["intercept", "shape", "beta", "center_sd"]
 
 
-def fit_once(data, engine: str, random_seed: int, draws: int) -> tuple[dict, object]:
+def fit_once(data, engine: str, random_seed: int, draws: int, tune: int) -> tuple[dict, object]:
     """One default fit; return its measurements and the DataTree."""
     model = bs.HierarchicalWeibull("OS", engine=engine)
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bs.SamplerWarning)
-        dt = model.fit(data, random_seed=random_seed, draws=draws, tune=1000, progressbar=False)
+        dt = model.fit(data, random_seed=random_seed, draws=draws, tune=tune, progressbar=False)
     wall = time.perf_counter() - start
     post = dt.posterior.dataset[GLOBALS]
     ess = azs.ess(post, method="bulk")
@@ -80,16 +80,22 @@ def main() -> None:
     parser.add_argument("--random-seed", type=int, default=2018)
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--tune", type=int, default=1000)
     parser.add_argument("--engines", nargs="+", default=["integrated", "sampled"])
     args = parser.parse_args()
+    start = time.perf_counter()
     data = bs.simulate_registry(args.patients, random_seed=args.random_seed)
-    print(f"{args.patients} patients, {data['center_id'].nunique()} centres, OS, defaults")
+    print(
+        f"{args.patients} patients, {data['center_id'].nunique()} centres, OS, "
+        f"{args.draws} draws after {args.tune} tuning steps x 4 chains; "
+        f"simulated in {time.perf_counter() - start:.0f} s"
+    )
     rows, last = {}, {}
     for engine in args.engines:
         for run in range(args.runs):
-            row, last[engine] = fit_once(data, engine, 100 + run, args.draws)
+            row, last[engine] = fit_once(data, engine, 100 + run, args.draws, args.tune)
             rows.setdefault(engine, []).append(row)
-            print(engine, run, "  ".join(f"{k} {v:.3g}" for k, v in row.items()), flush=True)
+            print(engine, run, "  ".join(f"{k} {v:.4g}" for k, v in row.items()), flush=True)
     med = {e: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for e, rs in rows.items()}
     if {"integrated", "sampled"} <= set(med):
         i, s = med["integrated"], med["sampled"]

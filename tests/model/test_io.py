@@ -114,6 +114,18 @@ def test_arviz_reads_the_loaded_fit(saved_os):
     assert np.isfinite(loo.elpd)
 
 
+# The README's promise: a saved fit opened with xarray alone is an ArviZ fit.
+@pytest.mark.filterwarnings("ignore:Estimated shape parameter of Pareto:UserWarning")
+def test_the_saved_file_opened_with_xarray_alone_works_in_arviz(saved_os):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no consolidated-metadata or other warning
+        tree = xr.open_datatree(saved_os, engine="zarr")
+    assert set(tree.children) >= {"posterior", "log_likelihood", "observed_data"}
+    loo = _azs_loo(tree)
+    assert np.isfinite(loo.elpd)
+    assert loo.n_data_points == tree["observed_data"].sizes["patient"]
+
+
 def test_data_fingerprint_detects_another_table(os_model_and_fit, saved_os, registry_small):
     model, dt = os_model_and_fit
     assert io.table_fingerprint(model, registry_small) == io.data_fingerprint(dt)
