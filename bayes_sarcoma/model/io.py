@@ -317,8 +317,10 @@ class _open:
 
 def _write(tree: xr.DataTree, path: Path, engine: str) -> None:
     if engine == "zarr":
-        # Consolidated metadata is not part of Zarr v3 (zarr warns); the store is small.
-        tree.to_zarr(path, mode="w", consolidated=False)
+        # Zarr format 2 with consolidated metadata: xarray.open_datatree(path) then opens it
+        # without a warning (format 3 has no consolidated metadata, and xarray warns when it
+        # falls back to reading every group's metadata).
+        tree.to_zarr(path, mode="w", consolidated=True, zarr_format=2)
     else:
         tree.to_netcdf(path, engine="h5netcdf")
 
@@ -380,7 +382,8 @@ def save(
         raise ValueError("dt was not written by HierarchicalWeibull.fit (no model/design attrs)")
     if path.exists() and not overwrite:
         raise FitFileError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
-    if path.exists() and path.is_dir() and not (path / "zarr.json").exists():
+    is_store = (path / "zarr.json").exists() or (path / ".zgroup").exists()
+    if path.exists() and path.is_dir() and not is_store:
         raise FitFileError(f"{path} is a folder that is not a Zarr store: not replacing it")
 
     has_ll = _LOG_LIKELIHOOD in dt.children
