@@ -15,7 +15,7 @@ from scipy import stats
 
 import bayes_sarcoma as bs
 from bayes_sarcoma.inference import sampling
-from bayes_sarcoma.study import sbc, sbc_ranks
+from bayes_sarcoma.study import sbc
 from bayes_sarcoma.study.sbc import SBCDesign
 
 matplotlib.use("Agg")
@@ -211,16 +211,18 @@ def test_a_replicate_gives_the_same_ranks_however_it_is_run(small_study):
 
 @pytest.mark.slow
 def test_full_sbc_ranks_are_uniform():
-    """400 replicates of the integrated engine (the default), small true centre SDs too."""
+    """400 replicates of the integrated engine (the default), true centre SDs near 0 too."""
     result = sbc.run_sbc(400, random_seed=2018, progress=False)
     assert len(result.failures) <= 4, result.failures
     assert len(result.ranks) >= 396
     table = result.uniformity(bins=10)
     # 5 parameters x 3 tests: a Bonferroni-style floor keeps the false-alarm rate near 1%
     assert (table[["chi2_p", "ks_p", "pot_c_p"]] > 0.01 / 15).all().all(), table
-    # The quarter of replicates with the smallest true centre SD (the funnel's region for
-    # a sampled engine): their centre-SD ranks are uniform too.
-    truth = result.diagnostics.loc[result.ranks.index, "true_center_sd"]
-    small = result.ranks.loc[truth <= truth.quantile(0.25), "center_sd"]
-    counts = sbc_ranks.binned_counts(small.to_numpy(), result.n_ranks, 5)
-    assert stats.chisquare(counts).pvalue > 0.001, counts
+    # True centre SDs near 0 (the sampled engine's funnel) are in the study, and the
+    # integrated engine samples them cleanly. (Ranks are uniform only marginally: the ranks
+    # of replicates selected by their true value are not, so they are not tested alone.)
+    diag = result.diagnostics
+    near_zero = diag["true_center_sd"] < 0.05
+    assert near_zero.sum() >= 20, diag["true_center_sd"].describe()
+    assert diag.loc[near_zero, "divergences"].sum() == 0
+    assert diag.loc[near_zero, "min_ess_bulk"].min() > 100
