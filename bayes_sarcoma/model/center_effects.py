@@ -24,8 +24,24 @@ from bayes_sarcoma.math.aghq import REFERENCE_NODES, draw_conditional_effects, l
 _CHUNK = 128
 
 
+def _flat(internal: Mapping[str, NDArray]) -> dict[str, NDArray]:
+    """Return the draws with (chain, draw) flattened to one axis."""
+    chains, n_draws = internal["intercept_c"].shape[:2]
+    return {k: v.reshape(chains * n_draws, *v.shape[2:]) for k, v in internal.items()}
+
+
+def _grouping(prepared: Prepared) -> tuple[NDArray, NDArray]:
+    """Return the patients sorted by centre, and where each centre starts (for reduceat)."""
+    order = np.argsort(prepared.center_index, kind="stable")
+    starts = np.searchsorted(prepared.center_index[order], np.arange(len(prepared.center_ids)))
+    return order, starts
+
+
 def center_sums(
-    internal: Mapping[str, NDArray], prepared: Prepared, draws: slice
+    internal: Mapping[str, NDArray],
+    prepared: Prepared,
+    draws: slice,
+    grouping: tuple[NDArray, NDArray] | None = None,
 ) -> tuple[NDArray, NDArray]:
     """Return ``A_c`` and the effects' mean ``mu_c`` for the posterior draws ``draws``.
 
@@ -33,6 +49,7 @@ def center_sums(
     ``shape``, ``beta_std`` and, with an effect modifier, ``interaction_sd`` and
     ``interaction_raw``; all on the model's internal scale (times over ``t_ref``,
     standardised covariates), as in :func:`bayes_sarcoma.model.graph.build_model`.
+    ``grouping`` (from ``_grouping``) saves re-sorting the patients on every call.
     """
     arrays = prepared.arrays
     beta = internal["beta_std"][draws]
@@ -45,8 +62,7 @@ def center_sums(
     exposure = np.exp(shape * arrays["log_t"] + eta)
     if "has_entry" in arrays:
         exposure -= arrays["has_entry"] * np.exp(shape * arrays["log_entry"] + eta)
-    order = np.argsort(prepared.center_index, kind="stable")
-    starts = np.searchsorted(prepared.center_index[order], np.arange(len(prepared.center_ids)))
+    order, starts = grouping or _grouping(prepared)
     a = np.add.reduceat(exposure[:, order], starts, axis=1)
     mu = np.repeat(internal["intercept_c"][draws, None], len(starts), axis=1)
     if prepared.center_terms:
@@ -75,7 +91,7 @@ def draw_center_deviations(
         (chain, draw, center).
     """
     chains, n_draws = internal["intercept_c"].shape[:2]
-    flat = {k: v.reshape(chains * n_draws, *v.shape[2:]) for k, v in internal.items()}
+    flat, grouping = _flat(internal), _grouping(prepared)
     events = prepared.arrays["center_events"]
     out = np.empty((chains * n_draws, len(prepared.center_ids)))
 
@@ -83,7 +99,7 @@ def draw_center_deviations(
         # Each chunk of draws has its own seeded stream: the same draws however the
         # chunks are scheduled over the threads (the sampler releases the GIL).
         part = slice(k * _CHUNK, min((k + 1) * _CHUNK, chains * n_draws))
-        a, mu = center_sums(flat, prepared, part)
+        a, mu = center_sums(flat, prepared, part, grouping)
         sd = flat["center_sd"][part]
         out[part] = draw_conditional_effects(a, events, mu, sd, [random_seed, k])
 
@@ -105,13 +121,13 @@ def quadrature_error(
     fit's rule is compared with :data:`~bayes_sarcoma.math.aghq.REFERENCE_NODES` nodes;
     the largest absolute difference (the relative error of ``I_c``) is returned.
     """
-    chains, n_draws = internal["intercept_c"].shape[:2]
-    flat = {k: v.reshape(chains * n_draws, *v.shape[2:]) for k, v in internal.items()}
-    picks = np.unique(np.linspace(0, chains * n_draws - 1, n_checked).astype(int))
+    flat, grouping = _flat(internal), _grouping(prepared)
+    n_all = len(flat["intercept_c"])
+    picks = np.unique(np.linspace(0, n_all - 1, n_checked).astype(int))
     events = prepared.arrays["center_events"]
     worst = 0.0
     for i in picks:
-        a, mu = center_sums(flat, prepared, slice(i, i + 1))
+        a, mu = center_sums(flat, prepared, slice(i, i + 1), grouping)
         sd = float(flat["center_sd"][i])
         fit = log_integrals(a[0], events, mu[0], sd, n_nodes)[0]
         reference = log_integrals(a[0], events, mu[0], sd, REFERENCE_NODES)[0]

@@ -17,6 +17,12 @@ that this drops is restored when the pointwise log-likelihood is stored
 (:mod:`bayes_sarcoma.model.posterior`). Every input that may change between fits (data and prior
 hyperparameters) is ``pm.Data``, so one compiled model serves many fits.
 
+By default the centre effects are *integrated out* (DESIGN.md 3.2, docs/engine.md): the
+patients' cumulative hazards at ``u = 0`` are summed per centre into ``A_c`` and the
+likelihood gains ``sum_c log I_c(A_c, D_c, m_c, sigma_u)`` from
+:class:`~bayes_sarcoma.model.integrated.CenterIntegral`, where ``m_c`` is the intercept
+plus the centre-level terms; no centre variable is sampled. With ``engine="sampled"``:
+
 Centre effects use *partial non-centring* (Papaspiliopoulos, Roberts & Skold 2007):
 ``v_c ~ Normal(0, sigma_u ** w_c)`` and ``u_c = sigma_u ** (1 - w_c) * v_c``. With
 ``w_c = 0`` this is the usual non-centred form, with ``w_c = 1`` the centred one; each

@@ -94,17 +94,17 @@ def user_scale_posterior(
     post = {"intercept": intercept, "shape": shape, "beta": beta, "hazard_ratio": np.exp(beta)}
     if CENTER_SD in internal:
         sd = internal[CENTER_SD]
-        w = prepared.center_weight
-        # The sampled centre variables are partially centred on the intercept plus the
-        # centre-level terms' contribution, m_c (likelihood.py): u_c = sd**(1-w) (raw - w m_c).
-        mean = internal["intercept_c"][..., None]
-        if prepared.center_terms:
-            beta_c = internal["beta_std"][..., list(prepared.center_terms)]
-            mean = mean + beta_c @ prepared.arrays["X_center"].T
         post["center_sd"] = sd
         if "center_deviation" in internal:  # integrated engine: drawn after sampling
             post["center_effect"] = internal["center_deviation"]
         else:
+            # The sampled centre variables are partially centred on the intercept plus the
+            # centre-level terms' contribution, m_c (graph.py): u_c = sd**(1-w) (raw - w m_c).
+            w = prepared.center_weight
+            mean = internal["intercept_c"][..., None]
+            if prepared.center_terms:
+                beta_c = internal["beta_std"][..., list(prepared.center_terms)]
+                mean = mean + beta_c @ prepared.arrays["X_center"].T
             post["center_effect"] = sd[..., None] ** (1.0 - w) * (internal[CENTER_RAW] - w * mean)
     if INTERACTION_SD in internal:
         tau = internal[INTERACTION_SD]
