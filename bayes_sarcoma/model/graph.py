@@ -207,6 +207,10 @@ def build_model(
 ) -> pm.Model:
     """Build the sampling model for ``structure`` with initial packed ``data``.
 
+    The random variables are created in a fixed order (intercept, coefficients, centre SD,
+    centre effects, interaction SD and effects, shape): the order fixes the sampler's
+    parameter vector, so changing it changes a seed's draws.
+
     Parameters
     ----------
     structure : Structure
@@ -218,101 +222,112 @@ def build_model(
     priors : mapping
         The merged priors (their families and ``on`` settings).
     """
+    with pm.Model(check_bounds=False) as model:
+        get, x_t, d = _unpack(structure, plan, pm.Data("data", np.asarray(data["data"])))
+        intercept = random_variable(
+            INTERCEPT, priors["intercept"], _slot_hyper(get, "intercept"), INITIAL["intercept"]
+        )
+        eta, beta = intercept, None
+        if structure.n_terms:
+            beta = _coefficients(plan, get)
+            if structure.patient_terms:
+                eta = eta + pt.dot(beta[list(structure.patient_terms)], x_t)
+        eta, centres = _add_centres(structure, priors, get, d, intercept, beta, eta)
+        if structure.n_modifier_levels:
+            eta = eta + _modifier_effects(structure, priors, get, d)
+        pm.Potential(LOGLIK, _log_likelihood(structure, priors, get, d, eta, centres))
+    return model
+
+
+def _unpack(structure: Structure, plan: PriorPlan, flat):
+    """Split the packed data vector: parameters by name, patient design, patient rows."""
     layout = param_layout(structure, plan)
     n_params = max(sl.stop for sl in layout.values())
     float_rows, int_rows = patient_rows(structure), index_rows(structure)
-    patient_terms, center_terms = list(structure.patient_terms), list(structure.center_terms)
-    n_rows = len(patient_terms) + len(float_rows) + len(int_rows)
-    with pm.Model(check_bounds=False) as model:
-        flat = pm.Data("data", np.asarray(data["data"]))
-        params = flat[:n_params]
-        block = flat[n_params:].reshape((n_rows, -1))
-        # Scalars as scalars; coefficient hyperparameters and centre weights stay vectors.
-        vectors = {
-            k
-            for k in layout
-            if k.startswith("prior_beta_") or k in ("center_weight", "center_events", "X_center")
-        }
-        get = {
-            name: params[sl] if name in vectors else params[sl.start] for name, sl in layout.items()
-        }
-        x_t = block[: len(patient_terms)]  # patient-level design, terms x patients
-        k = len(patient_terms)
-        d = {name: block[k + i] for i, name in enumerate(float_rows)}
-        k += len(float_rows)
-        d |= {name: pt.cast(block[k + i], "int64") for i, name in enumerate(int_rows)}
+    n_terms = len(structure.patient_terms)
+    params = flat[:n_params]
+    block = flat[n_params:].reshape((n_terms + len(float_rows) + len(int_rows), -1))
+    # Scalars as scalars; coefficient hyperparameters and centre weights stay vectors.
+    vectors = {
+        k
+        for k in layout
+        if k.startswith("prior_beta_") or k in ("center_weight", "center_events", "X_center")
+    }
+    get = {name: params[sl] if name in vectors else params[sl.start] for name, sl in layout.items()}
+    k = n_terms
+    d = {name: block[k + i] for i, name in enumerate(float_rows)}
+    k += len(float_rows)
+    d |= {name: pt.cast(block[k + i], "int64") for i, name in enumerate(int_rows)}
+    return get, block[:n_terms], d  # x_t: patient-level design, terms x patients
 
-        def slot_hyper(slot):
-            prefix = f"prior_{slot}_"
-            return {k[len(prefix) :]: v for k, v in get.items() if k.startswith(prefix)}
 
-        intercept = random_variable(
-            INTERCEPT, priors["intercept"], slot_hyper("intercept"), INITIAL["intercept"]
+def _slot_hyper(get: Mapping, slot: str) -> dict:
+    """Return the prior hyperparameters of ``slot`` (``prior_<slot>_<name>`` in the data vector)."""
+    prefix = f"prior_{slot}_"
+    return {k[len(prefix) :]: v for k, v in get.items() if k.startswith(prefix)}
+
+
+def _coefficients(plan: PriorPlan, get: Mapping):
+    """Return the coefficients (one random variable per prior family) in the terms' order."""
+    parts = []
+    for (fam, idx), prior in zip(plan.beta_groups, plan.beta_priors, strict=True):
+        fam_hyper = {p: get[f"prior_beta_{fam}_{p}"] for p in FAMILIES[fam][1]}
+        parts.append(
+            random_variable(f"{BETA}_{fam}", prior, fam_hyper, INITIAL["beta"], shape=len(idx))
         )
-        eta = intercept
-        if structure.n_terms:
-            parts = []
-            for (fam, idx), prior in zip(plan.beta_groups, plan.beta_priors, strict=True):
-                fam_hyper = {p: get[f"prior_beta_{fam}_{p}"] for p in FAMILIES[fam][1]}
-                parts.append(
-                    random_variable(
-                        f"{BETA}_{fam}", prior, fam_hyper, INITIAL["beta"], shape=len(idx)
-                    )
-                )
-            order = np.argsort(np.concatenate([idx for _, idx in plan.beta_groups]))
-            beta = pt.concatenate(parts)[order] if len(parts) > 1 else parts[0]
-            if patient_terms:
-                eta = eta + pt.dot(beta[patient_terms], x_t)
-        centres = None
-        if structure.n_centers:
-            sd = sd_variable(CENTER_SD, priors["center_sd"], slot_hyper("center_sd"))
-            # Centre-level terms (the expert flag) and the intercept give the centre
-            # effects' mean m_c (hierarchical centring).
-            mean = intercept
-            if center_terms:
-                x_c = get["X_center"].reshape((structure.n_centers, len(center_terms)))
-                mean = intercept + pt.dot(x_c, beta[center_terms])
-            if structure.integrated:
-                # The intercept is in the mean, integrated with u_c.
-                eta = eta - intercept if patient_terms else pt.zeros_like(d["log_t"])
-                centres = (sd, mean, get["center_events"], d["center_idx"])
-            else:
-                eta = (
-                    eta
-                    - intercept
-                    + sampled_centre_effects(structure, sd, mean, get)[d["center_idx"]]
-                )
-        if structure.n_modifier_levels:
-            tau = sd_variable(
-                INTERACTION_SD, priors["interaction_sd"], slot_hyper("interaction_sd")
-            )
-            z = pm.Normal(
-                INTERACTION_RAW,
-                0.0,
-                1.0,
-                shape=structure.n_modifier_levels,
-                initval=np.zeros(structure.n_modifier_levels),
-            )
-            eta = eta + d["treatment"] * (tau * z)[d["modifier_idx"]]
-        if structure.exponential:
-            log_shape, shape = 0.0, 1.0
-        else:
-            shape = random_variable(SHAPE, priors["shape"], slot_hyper("shape"), INITIAL["shape"])
-            log_shape = pt.log(shape)
-        exposure = pt.exp(shape * d["log_t"] + eta)
-        if structure.has_entry:
-            exposure = exposure - d["has_entry"] * pt.exp(shape * d["log_entry"] + eta)
-        loglik = (
-            get["n_events"] * log_shape
-            + (shape - 1.0) * get["sum_event_log_t"]
-            + pt.dot(d["event"], eta)
-        )
-        if centres is None:
-            loglik = loglik - pt.sum(exposure)
-        else:
-            sd, mean, events, index = centres
-            a = pt.inc_subtensor(pt.zeros(structure.n_centers)[index], exposure)
-            integral = center_log_integral(a, events, mean, sd, structure.quadrature_nodes)
-            loglik = loglik + pt.sum(integral)
-        pm.Potential(LOGLIK, loglik)
-    return model
+    order = np.argsort(np.concatenate([idx for _, idx in plan.beta_groups]))
+    return pt.concatenate(parts)[order] if len(parts) > 1 else parts[0]
+
+
+def _add_centres(structure, priors, get, d, intercept, beta, eta):
+    """Add the centre effects to ``eta`` (sampled) or return what integrates them out.
+
+    Centre-level terms (the expert flag) and the intercept give the centre effects' mean
+    ``m_c`` (hierarchical centring). Returns ``(eta, centres)``, ``centres`` being
+    ``(sd, mean, events, index)`` for the integrated engine and None otherwise.
+    """
+    if not structure.n_centers:
+        return eta, None
+    sd = sd_variable(CENTER_SD, priors["center_sd"], _slot_hyper(get, "center_sd"))
+    mean = intercept
+    center_terms = list(structure.center_terms)
+    if center_terms:
+        x_c = get["X_center"].reshape((structure.n_centers, len(center_terms)))
+        mean = intercept + pt.dot(x_c, beta[center_terms])
+    if structure.integrated:
+        # The intercept is in the mean, integrated with u_c.
+        eta = eta - intercept if structure.patient_terms else pt.zeros_like(d["log_t"])
+        return eta, (sd, mean, get["center_events"], d["center_idx"])
+    effects = sampled_centre_effects(structure, sd, mean, get)
+    return eta - intercept + effects[d["center_idx"]], None
+
+
+def _modifier_effects(structure, priors, get, d):
+    """Return the effect modifier's term: treatment x a shrunken effect per level."""
+    tau = sd_variable(INTERACTION_SD, priors["interaction_sd"], _slot_hyper(get, "interaction_sd"))
+    n = structure.n_modifier_levels
+    z = pm.Normal(INTERACTION_RAW, 0.0, 1.0, shape=n, initval=np.zeros(n))
+    return d["treatment"] * (tau * z)[d["modifier_idx"]]
+
+
+def _log_likelihood(structure, priors, get, d, eta, centres):
+    """Return the Weibull PH log-likelihood (delayed entry included), centres in or out."""
+    if structure.exponential:
+        log_shape, shape = 0.0, 1.0
+    else:
+        shape = random_variable(SHAPE, priors["shape"], _slot_hyper(get, "shape"), INITIAL["shape"])
+        log_shape = pt.log(shape)
+    exposure = pt.exp(shape * d["log_t"] + eta)
+    if structure.has_entry:
+        exposure = exposure - d["has_entry"] * pt.exp(shape * d["log_entry"] + eta)
+    loglik = (
+        get["n_events"] * log_shape
+        + (shape - 1.0) * get["sum_event_log_t"]
+        + pt.dot(d["event"], eta)
+    )
+    if centres is None:
+        return loglik - pt.sum(exposure)
+    sd, mean, events, index = centres
+    a = pt.inc_subtensor(pt.zeros(structure.n_centers)[index], exposure)
+    integral = center_log_integral(a, events, mean, sd, structure.quadrature_nodes)
+    return loglik + pt.sum(integral)
