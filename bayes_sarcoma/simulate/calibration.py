@@ -118,38 +118,11 @@ def _share(series, level):
     return (s.astype(str) == str(level)).mean() if len(s) else _NAN
 
 
-def calibration_table(df: pd.DataFrame, *, published: bool = True) -> pd.DataFrame:
-    """Return the registry's calibration table: outcomes, centres and patient mix by group.
-
-    Parameters
-    ----------
-    df : pandas.DataFrame
-        A registry with the columns of ``schema.REQUIRED_COLUMNS``; the endpoint columns
-        are derived from the dates (:func:`bayes_sarcoma.data.endpoints.derive_endpoints`) when
-        absent. A simulated registry (``attrs["truth"]``) also gets a ``truth`` section.
-    published : bool
-        Fill the ``published_*`` columns with the NETSARC figures of
-        ``schema.PUBLISHED`` where there is one.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per quantity, columns ``section`` (``registry``, ``outcome``, ``centres``,
-        ``patients``, ``truth``), ``quantity``, ``unit`` (``n``, ``proportion``,
-        ``months``, ``years``, ``cm``, ``p``, ``HR``), ``expert``, ``other``, ``overall``
-        and ``published_expert``, ``published_other``, ``published_overall`` (NaN where
-        there is no figure).
-    """
-    if not all(c in df.columns for c in schema.DERIVED_COLUMNS):
-        df = derive_endpoints(df)
-    expert = df[schema.EXPERT].astype(bool).to_numpy()
-    pub = schema.PUBLISHED if published else {}
-    pub_med = pub.get("median_months", {})
-    rows = []
-
+def _registry_rows(expert: np.ndarray, pub: dict) -> list[dict]:
+    """Rows of the ``registry`` section: patients and their share by group."""
     n_e, n_o = int(expert.sum()), int((~expert).sum())
     share = pub.get("expert_share", _NAN)
-    rows += [
+    return [
         _row(
             "registry",
             "patients",
@@ -161,21 +134,26 @@ def calibration_table(df: pd.DataFrame, *, published: bool = True) -> pd.DataFra
             "registry",
             "share of patients",
             "proportion",
-            (n_e / len(df), n_o / len(df), 1.0),
+            (n_e / expert.size, n_o / expert.size, 1.0),
             (share, 1 - share, _NAN),
         ),
     ]
 
+
+def _outcome_rows(df: pd.DataFrame, expert: np.ndarray, pub: dict) -> list[dict]:
+    """Rows of the ``outcome`` section: crude KM medians, log-rank tests, 5-year OS, follow-up."""
+    masks = (expert, ~expert, np.ones_like(expert))
+    pub_med = pub.get("median_months", {})
+    rows = []
     for endpoint, (tcol, ecol) in schema.ENDPOINTS.items():
         t, e = df[tcol].to_numpy(float), df[ecol].to_numpy(float)
         p = pub_med.get(endpoint, {})
-        med = tuple(km_median(t[m], e[m]) for m in (expert, ~expert, np.ones_like(expert)))
         rows.append(
             _row(
                 "outcome",
                 f"{endpoint} median (KM)",
                 "months",
-                med,
+                tuple(km_median(t[m], e[m]) for m in masks),
                 (p.get("expert", _NAN), p.get("other", _NAN), _NAN),
             )
         )
@@ -188,7 +166,7 @@ def calibration_table(df: pd.DataFrame, *, published: bool = True) -> pd.DataFra
             "outcome",
             "5-year OS (KM)",
             "proportion",
-            tuple(km_survival(t[m], e[m], 60.0) for m in (expert, ~expert, np.ones_like(expert))),
+            tuple(km_survival(t[m], e[m], 60.0) for m in masks),
         )
     )
     rows.append(
@@ -196,10 +174,14 @@ def calibration_table(df: pd.DataFrame, *, published: bool = True) -> pd.DataFra
             "outcome",
             "median follow-up (reverse KM)",
             "months",
-            tuple(km_median(t[m], 1 - e[m]) for m in (expert, ~expert, np.ones_like(expert))),
+            tuple(km_median(t[m], 1 - e[m]) for m in masks),
         )
     )
+    return rows
 
+
+def _centre_rows(df: pd.DataFrame, pub: dict) -> list[dict]:
+    """Rows of the ``centres`` section: number of centres and the spread of their sizes."""
     sizes = df.groupby(schema.CENTER_ID, sort=False, observed=True).agg(
         n=(schema.EXPERT, "size"), expert=(schema.EXPERT, "max")
     )
@@ -208,7 +190,7 @@ def calibration_table(df: pd.DataFrame, *, published: bool = True) -> pd.DataFra
         sizes["n"][~sizes["expert"].astype(bool)],
         sizes["n"],
     )
-    rows.append(
+    rows = [
         _row(
             "centres",
             "centres",
@@ -216,7 +198,7 @@ def calibration_table(df: pd.DataFrame, *, published: bool = True) -> pd.DataFra
             tuple(len(g) for g in groups),
             (pub.get("n_expert_centers", _NAN), _NAN, _NAN),
         )
-    )
+    ]
     for label, fn in (
         ("min", np.min),
         ("25%", lambda g: np.quantile(g, 0.25)),
@@ -241,8 +223,12 @@ def calibration_table(df: pd.DataFrame, *, published: bool = True) -> pd.DataFra
             tuple(float(np.mean(g <= 2)) if len(g) else _NAN for g in groups),
         )
     )
+    return rows
 
-    rows += [
+
+def _patient_rows(df: pd.DataFrame, expert: np.ndarray) -> list[dict]:
+    """Rows of the ``patients`` section: the patient mix by group."""
+    rows = [
         _row("patients", "mean age", "years", _by_group(df, expert, lambda s: s["age"].mean())),
         _row(
             "patients",
@@ -279,29 +265,69 @@ def calibration_table(df: pd.DataFrame, *, published: bool = True) -> pd.DataFra
                 _by_group(df, expert, lambda s, c=col, lv=level: _share(s[c], lv)),
             )
         )
+    return rows
 
-    truth = df.attrs.get("truth")
-    if isinstance(truth, dict) and "OS" in truth:
-        hr = math.exp(truth["OS"]["beta"]["expert_center"])
-        rows.append(
-            _row(
-                "truth",
-                "OS hazard ratio, expert (conditional)",
-                "HR",
-                (_NAN, _NAN, hr),
-                (_NAN, _NAN, pub.get("os_hazard_ratio_expert", _NAN)),
-            )
+
+def _truth_rows(truth: object, pub: dict) -> list[dict]:
+    """Rows of the ``truth`` section of a simulated registry (none for another registry)."""
+    if not (isinstance(truth, dict) and "OS" in truth):
+        return []
+    hr = math.exp(truth["OS"]["beta"]["expert_center"])
+    rows = [
+        _row(
+            "truth",
+            "OS hazard ratio, expert (conditional)",
+            "HR",
+            (_NAN, _NAN, hr),
+            (_NAN, _NAN, pub.get("os_hazard_ratio_expert", _NAN)),
         )
-        for endpoint, tr in truth.items():
-            for t_ in sorted(tr["standardized"]["expert"]):
-                rows.append(
-                    _row(
-                        "truth",
-                        f"{endpoint} standardized survival at {t_} months",
-                        "proportion",
-                        (tr["standardized"]["expert"][t_], tr["standardized"]["other"][t_], _NAN),
-                    )
+    ]
+    for endpoint, tr in truth.items():
+        for t_ in sorted(tr["standardized"]["expert"]):
+            rows.append(
+                _row(
+                    "truth",
+                    f"{endpoint} standardized survival at {t_} months",
+                    "proportion",
+                    (tr["standardized"]["expert"][t_], tr["standardized"]["other"][t_], _NAN),
                 )
+            )
+    return rows
+
+
+def calibration_table(df: pd.DataFrame, *, published: bool = True) -> pd.DataFrame:
+    """Return the registry's calibration table: outcomes, centres and patient mix by group.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A registry with the columns of ``schema.REQUIRED_COLUMNS``; the endpoint columns
+        are derived from the dates (:func:`bayes_sarcoma.data.endpoints.derive_endpoints`) when
+        absent. A simulated registry (``attrs["truth"]``) also gets a ``truth`` section.
+    published : bool
+        Fill the ``published_*`` columns with the NETSARC figures of
+        ``schema.PUBLISHED`` where there is one.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per quantity, columns ``section`` (``registry``, ``outcome``, ``centres``,
+        ``patients``, ``truth``), ``quantity``, ``unit`` (``n``, ``proportion``,
+        ``months``, ``years``, ``cm``, ``p``, ``HR``), ``expert``, ``other``, ``overall``
+        and ``published_expert``, ``published_other``, ``published_overall`` (NaN where
+        there is no figure).
+    """
+    if not all(c in df.columns for c in schema.DERIVED_COLUMNS):
+        df = derive_endpoints(df)
+    expert = df[schema.EXPERT].astype(bool).to_numpy()
+    pub = schema.PUBLISHED if published else {}
+    rows = [
+        *_registry_rows(expert, pub),
+        *_outcome_rows(df, expert, pub),
+        *_centre_rows(df, pub),
+        *_patient_rows(df, expert),
+        *_truth_rows(df.attrs.get("truth"), pub),
+    ]
     out = pd.DataFrame(rows, columns=list(COLUMNS))
     for c in COLUMNS[3:]:
         out[c] = out[c].astype(float)
