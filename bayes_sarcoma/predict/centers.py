@@ -18,6 +18,7 @@ several times 1) would be mostly noise. :func:`plot_funnel` shows both, side by 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,9 @@ from bayes_sarcoma._defaults import CI_PROB
 from bayes_sarcoma.data.design import level_codes
 from bayes_sarcoma.model.posterior import linear_predictor
 from bayes_sarcoma.predict.survival import draws, fitted_design, model_spec
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 EFFECTS = ("center", "total")
 
@@ -127,13 +131,37 @@ def center_profile(
         raise ValueError("this fit has no centre effects (center_effects=False or no cluster)")
     spec = model_spec(dt)
     centers = post["center"].to_numpy()
-    u = post["center_effect"]
+    treatment = spec.get("treatment")
+    table = _observed_and_expected(dt, centers, treatment, group)
+    values = _effect_draws(post, table, effect, treatment)
+    lo, hi = (1 - ci_prob) / 2, (1 + ci_prob) / 2
+    _summarize_effects(table, values, lo, hi)
+    k = _summarize_ranks(table, values, lo, hi, tail)
+    table.index.name = "center"
+    table.attrs = {
+        "ci_prob": ci_prob,
+        "tail": tail,
+        "effect": effect,
+        "treatment": treatment,
+        "n_centers": len(centers),
+        "n_tail": k,
+    }
+    return table
+
+
+def _observed_and_expected(
+    dt: xr.DataTree, centers: np.ndarray, treatment: str | None, group: str
+) -> pd.DataFrame:
+    """Return per centre (in the order ``centers``) patients, events, ``E_c`` and ``O/E``.
+
+    The treatment flag of each centre (e.g. ``expert_center``) is a column too when the
+    model has that term.
+    """
     cd = dt["constant_data"]
     frame = pd.DataFrame(
         {"center": cd["center"].to_numpy(), "event": cd["event"].to_numpy()},
     )
     frame["expected"] = expected_events(dt, group=group)
-    treatment = spec.get("treatment")
     labels = fitted_design(dt).labels
     if treatment in labels:
         frame[treatment] = cd["x"].sel(term=treatment).to_numpy()
@@ -145,33 +173,42 @@ def center_profile(
     )
     table = agg.reindex(centers)
     table["o_e"] = table["n_events"] / table["expected"]
+    return table
+
+
+def _effect_draws(
+    post: xr.Dataset, table: pd.DataFrame, effect: str, treatment: str | None
+) -> np.ndarray:
+    """Return the ranked effect, ``(draws, centres)``: ``u_c``, or ``u_c + beta_T * flag_c``."""
+    u = post["center_effect"]
     if effect == "total":
-        if treatment not in frame:
+        if treatment not in table.columns:
             raise ValueError("effect='total' needs a treatment term (e.g. expert_center)")
         flag = xr.DataArray(table[treatment].to_numpy(dtype=float), dims="center")
         u = u + post["beta"].sel(term=treatment) * flag
-    lo, hi = (1 - ci_prob) / 2, (1 + ci_prob) / 2
-    values = u.to_numpy().reshape(-1, len(centers))
+    return u.to_numpy().reshape(-1, len(table))
+
+
+def _summarize_effects(table: pd.DataFrame, values: np.ndarray, lo: float, hi: float) -> None:
+    """Add the effects' mean, median, ``lo``/``hi`` quantiles and ``exp(median)`` to ``table``."""
     table["mean"] = values.mean(axis=0)
     table["median"] = np.median(values, axis=0)
     table["lower"], table["upper"] = np.quantile(values, [lo, hi], axis=0)
     table["hr_median"] = np.exp(table["median"])
+
+
+def _summarize_ranks(
+    table: pd.DataFrame, values: np.ndarray, lo: float, hi: float, tail: float
+) -> int:
+    """Add the posterior ranks and P(best/worst ``tail``) to ``table``; return the tail size."""
+    n_centers = values.shape[1]
     ranks = stats.rankdata(values, axis=1)
     table["rank_mean"] = ranks.mean(axis=0)
     table["rank_lower"], table["rank_upper"] = np.quantile(ranks, [lo, hi], axis=0)
-    k = max(1, math.ceil(tail * len(centers)))
+    k = max(1, math.ceil(tail * n_centers))
     table["prob_best"] = (ranks <= k).mean(axis=0)
-    table["prob_worst"] = (ranks > len(centers) - k).mean(axis=0)
-    table.index.name = "center"
-    table.attrs = {
-        "ci_prob": ci_prob,
-        "tail": tail,
-        "effect": effect,
-        "treatment": treatment,
-        "n_centers": len(centers),
-        "n_tail": k,
-    }
-    return table
+    table["prob_worst"] = (ranks > n_centers - k).mean(axis=0)
+    return k
 
 
 def plot_caterpillar(profile: pd.DataFrame, *, title: str | None = None):
@@ -277,6 +314,20 @@ def plot_funnel(
     top = float(ymax)
     fig, ax = plt.subplots(figsize=(10, 5), constrained_layout=True)
     grid = np.geomspace(max(e.min(), 1e-2) * 0.8, e.max() * 1.25, 400)
+    _plot_poisson_limits(ax, grid, levels)
+    _plot_centre_ratios(ax, e, ratio, profile["hr_median"], top)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.set_ylim(0, top * 1.05)
+    ax.set_xlabel("expected events E (centre size: events predicted from its patients' covariates)")
+    ax.set_ylabel("observed / expected events (O / E)")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set_title(title or "Funnel plot of centres")
+    return fig
+
+
+def _plot_poisson_limits(ax: Axes, grid: np.ndarray, levels: tuple[float, ...]) -> None:
+    """Draw the ``O/E`` limits of a typical-hazard centre (``O ~ Poisson(E)``) over ``grid``."""
     for level, style in zip(levels, ("--", ":"), strict=False):
         lo = stats.poisson.ppf((1 - level) / 2, grid) / grid
         hi = stats.poisson.ppf((1 + level) / 2, grid) / grid
@@ -291,6 +342,12 @@ def plot_funnel(
             label=f"{level:.1%} Poisson limits",
         )
         ax.plot(grid, hi, style, color="0.3", linewidth=1, drawstyle="steps-post")
+
+
+def _plot_centre_ratios(
+    ax: Axes, e: np.ndarray, ratio: np.ndarray, hr_median: pd.Series, top: float
+) -> None:
+    """Draw each centre's raw ``O/E`` (triangles at ``top`` above it) and shrunk ``exp(u_c)``."""
     clipped = ratio > top
     ax.scatter(
         e[~clipped], ratio[~clipped], s=10, color="C0", alpha=0.6, label="observed / expected"
@@ -306,18 +363,10 @@ def plot_funnel(
     )
     ax.scatter(
         e,
-        profile["hr_median"],
+        hr_median,
         s=14,
         facecolors="none",
         edgecolors="C3",
         linewidth=0.8,
         label="model: exp(centre effect), posterior median",
     )
-    ax.axhline(1.0, color="black", linewidth=0.8)
-    ax.set_xscale("log")
-    ax.set_ylim(0, top * 1.05)
-    ax.set_xlabel("expected events E (centre size: events predicted from its patients' covariates)")
-    ax.set_ylabel("observed / expected events (O / E)")
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    ax.set_title(title or "Funnel plot of centres")
-    return fig

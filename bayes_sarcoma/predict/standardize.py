@@ -46,6 +46,7 @@ from numpy.typing import ArrayLike
 from scipy import special
 
 from bayes_sarcoma._defaults import CI_PROB
+from bayes_sarcoma.data.design import Design
 from bayes_sarcoma.predict.survival import (
     Predictor,
     fitted_design,
@@ -66,13 +67,12 @@ _Y_MAX = 800.0
 
 
 def _stirling2(n: int) -> np.ndarray:
-    """Return the Stirling numbers of the second kind ``S2[j, k]``, ``0 <= j, k <= n``."""
-    s = np.zeros((n + 1, n + 1))
-    s[0, 0] = 1.0
-    for j in range(1, n + 1):
-        for k in range(1, j + 1):
-            s[j, k] = k * s[j - 1, k] + s[j - 1, k - 1]
-    return s
+    """Return the Stirling numbers of the second kind ``S2[j, k]``, ``0 <= j, k <= n``.
+
+    Computed as exact integers (``exact=True``), then stored as floats.
+    """
+    j = np.arange(n + 1)
+    return special.stirling2(j[:, None], j[None, :], exact=True).astype(float)
 
 
 _S2 = _stirling2(TAYLOR_TERMS + 1)
@@ -279,35 +279,80 @@ def standardized_survival(
     >>> standardized_summary(std)                                          # doctest: +SKIP
     >>> r1 = standardized_survival(dt, df[df.margin == "R1"], [60])        # doctest: +SKIP
     """
+    _check_center(center)
+    spec = model_spec(dt)
+    treatment = treatment or spec.get("treatment")
+    design = fitted_design(dt)
+    _check_treatment(treatment, design)
+    t, horizon = _times_and_horizon(times, horizon)
+    kw = dict(center=center, group=group, num_draws=num_draws, n_nodes=n_nodes)
+    arms = {
+        "treated": Predictor.from_fit(dt, data, set_term=(treatment, 1.0), **kw),
+        "control": Predictor.from_fit(dt, data, set_term=(treatment, 0.0), **kw),
+    }
+    # With an effect modifier of this treatment, the interaction switches with it.
+    modified = arms["treated"].modifier_index is not None and treatment == spec.get("treatment")
+    shift_column = None if modified else design.labels.index(treatment)
+    out = _standardize_arms(arms, t, horizon, shift_column)
+    attrs = {"treatment": treatment, "center": center, "horizon": horizon}
+    return _standardized_dataset(arms["treated"], out, t, attrs, time_label(dt))
+
+
+def _check_center(center: str) -> None:
+    """Raise unless ``center`` is one that both arms can share (a new or typical centre)."""
     if center not in ("new", "typical"):
         raise ValueError(
             f"center={center!r}: standardized survival integrates over a new centre "
             "('new') or uses a typical one ('typical'); a patient's own centre cannot be "
             "switched to the other arm"
         )
-    spec = model_spec(dt)
-    treatment = treatment or spec.get("treatment")
-    design = fitted_design(dt)
+
+
+def _check_treatment(treatment: str | None, design: Design) -> None:
+    """Raise unless ``treatment`` is a binary term of the fitted ``design``."""
     if treatment is None or treatment not in design.columns:
         raise ValueError(
             f"treatment={treatment!r} must be one of the model's terms {design.columns}"
         )
     if design.term(treatment).kind != "binary":
         raise ValueError(f"treatment={treatment!r} must be a binary term")
+
+
+def _times_and_horizon(times: ArrayLike, horizon: float | None) -> tuple[np.ndarray, float]:
+    """Return the checked times as a 1-d float array and the RMST horizon (default their max)."""
     t = np.atleast_1d(np.asarray(times, dtype=float))
     if t.ndim != 1 or not np.all(np.isfinite(t) & (t >= 0)):
         raise ValueError("times must be finite numbers >= 0")
     horizon = float(np.max(t) if horizon is None else horizon)
     if not horizon > 0:
         raise ValueError("horizon must be > 0")
-    kw = dict(center=center, group=group, num_draws=num_draws, n_nodes=n_nodes)
-    arms = {
-        "treated": Predictor.from_fit(dt, data, set_term=(treatment, 1.0), **kw),
-        "control": Predictor.from_fit(dt, data, set_term=(treatment, 0.0), **kw),
-    }
+    return t, horizon
+
+
+def _arm_mixtures(
+    arms: dict[str, Predictor], sl: slice, shift_column: int | None
+) -> dict[str, PatientMixture]:
+    """Return the patient mixtures of the treated and control arms for the draws ``sl``.
+
+    With ``shift_column`` (no effect modifier) eta is linear in the treatment, so the treated
+    arm is the control one shifted by that column of ``beta``; without, both are built.
+    """
+    control = PatientMixture(arms["control"].eta(sl))
+    if shift_column is None:
+        treated = PatientMixture(arms["treated"].eta(sl))
+    else:
+        treated = control.shifted(arms["treated"].params["beta"][sl, shift_column])
+    return {"treated": treated, "control": control}
+
+
+def _standardize_arms(
+    arms: dict[str, Predictor], t: np.ndarray, horizon: float, shift_column: int | None
+) -> dict[str, np.ndarray]:
+    """Return each arm's survival at ``t``, median and RMST per draw (``s_treated``, ...).
+
+    The draws are taken in chunks; ``shift_column`` is passed on to :func:`_arm_mixtures`.
+    """
     first = arms["treated"]
-    # With an effect modifier of this treatment, the interaction switches with it.
-    modified = first.modifier_index is not None and treatment == spec.get("treatment")
     _, w = first.nodes()
     n = first.n_samples
     out = {
@@ -321,21 +366,26 @@ def standardized_survival(
         offsets = first.offsets(sl)
         shape = first.shape(sl)
         log_c_half = log_cumulative_hazard_quantile(np.array([0.5]), offsets, w)[:, 0]
-        control = PatientMixture(arms["control"].eta(sl))
-        if modified:
-            treated = PatientMixture(arms["treated"].eta(sl))
-        else:  # eta is linear in the treatment: the treated arm is the control one shifted
-            treated = control.shifted(first.params["beta"][sl, design.labels.index(treatment)])
-        mixtures = {"treated": treated, "control": control}
-        for name, mix in mixtures.items():
+        for name, mix in _arm_mixtures(arms, sl, shift_column).items():
             s, med, rmst = _arm_quantities(mix, log_t, shape, offsets, w, log_c_half, horizon)
             out[f"s_{name}"][sl], out[f"median_{name}"][sl], out[f"rmst_{name}"][sl] = s, med, rmst
+    return out
+
+
+def _standardized_dataset(
+    first: Predictor, out: dict[str, np.ndarray], t: np.ndarray, attrs: dict, label: str
+) -> xr.Dataset:
+    """Return the arms' curves, medians, RMSTs and their contrasts as labelled draws.
+
+    ``attrs`` (treatment, centre, horizon) are completed with the number of patients and the
+    time axis ``label``.
+    """
 
     def wrap(values, dims=(), coords=None):
         return first.wrap(values, dims, coords or {})
 
     tc = {"time": t}
-    ds = xr.Dataset(
+    return xr.Dataset(
         {
             "treated": wrap(out["s_treated"], ("time",), tc),
             "control": wrap(out["s_control"], ("time",), tc),
@@ -348,15 +398,8 @@ def standardized_survival(
             "rmst_control": wrap(out["rmst_control"]),
             "rmst_difference": wrap(out["rmst_treated"] - out["rmst_control"]),
         },
-        attrs={
-            "treatment": treatment,
-            "center": center,
-            "horizon": horizon,
-            "n_patients": first.n_patients,
-            "time_label": time_label(dt),
-        },
+        attrs={**attrs, "n_patients": first.n_patients, "time_label": label},
     )
-    return ds
 
 
 def standardized_summary(ds: xr.Dataset, *, ci_prob: float = CI_PROB) -> pd.DataFrame:

@@ -31,6 +31,31 @@ def brute_force(dt, data, times, value, center="new", num_draws=None):
     return s.mean("patient")
 
 
+# -- the Stirling numbers of the derivatives of g --------------------------------------------
+def test_stirling_numbers_of_the_second_kind():
+    s2 = standardize._stirling2(11)
+    assert s2.shape == (12, 12)
+    assert s2.dtype == np.float64
+    assert s2[0, 0] == 1.0
+    assert s2[5, 2] == 15.0
+    assert s2[7, 3] == 301.0
+    assert s2[10, 3] == 9330.0
+    assert s2[10, 5] == 42525.0
+    assert s2[11, 5] == 246730.0
+    n = np.arange(1, 12)
+    np.testing.assert_array_equal(s2[n, n], 1.0)
+    np.testing.assert_array_equal(s2[n, 0], 0.0)
+    np.testing.assert_array_equal(s2[n, 1], 1.0)
+    assert not np.triu(s2, 1).any()  # S(n, k) = 0 for k > n
+    # Row sums are the Bell numbers.
+    bell = [1, 1, 2, 5, 15, 52, 203, 877, 4140, 21147, 115975, 678570]
+    np.testing.assert_array_equal(s2.sum(axis=1), bell)
+    # The module's table covers the Taylor terms' derivatives.
+    np.testing.assert_array_equal(
+        standardize._S2, standardize._stirling2(standardize.TAYLOR_TERMS + 1)
+    )
+
+
 # -- the shortcut is exact -----------------------------------------------------------------
 @pytest.mark.parametrize("spread", [0.3, 1.5, 4.0])
 def test_patient_mixture_equals_the_direct_mean(spread):
