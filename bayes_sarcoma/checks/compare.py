@@ -181,53 +181,58 @@ def integrated_log_likelihood(
     event = obs["event"].to_numpy().astype(float)
     post = dt["posterior"].dataset
     n_chains, n_draws = post.sizes["chain"], post.sizes["draw"]
-    has_centers = fi.center_index is not None
-    if unit == "center":
-        if has_centers:
-            index, labels = fi.center_index, fi.center_ids
-        else:
-            const = dt["constant_data"].dataset
-            ids = centers
-            if ids is None and "center" in const:
-                ids = const["center"].to_numpy()
-            if ids is None:
-                raise ValueError("a model without centre effects needs centers= for unit='center'")
-            ids = np.asarray(ids)
-            if ids.shape != time.shape:
-                raise ValueError("centers= needs one centre id per patient")
-            codes, labels = pd.factorize(ids, sort=True)
-            index = codes
-        n_out = len(labels)
-    else:
-        index, labels, n_out = None, obs["patient"].to_numpy(), time.size
-    out = np.empty((fi.n_samples, n_out))
+    index, labels = _output_units(dt, fi, unit, centers, time.size)
+    out = np.empty((fi.n_samples, len(labels)))
     per_chunk = max(1, CHUNK_ELEMENTS // max(time.size, 1))
     for start in range(0, fi.n_samples, per_chunk):
         sl = slice(start, min(start + per_chunk, fi.n_samples))
-        k, cum = _pieces(fi, time, event, sl)
-        if not has_centers:
-            ll = k - cum
-            out[sl] = ll if unit == "patient" else _row_bincount(index, ll, n_out)
-            continue
-        sigma = fi.center_sd[sl][:, None]
-        n_c = len(fi.center_ids)
-        d_c = np.bincount(fi.center_index, weights=event, minlength=n_c)
-        a_c = _row_bincount(fi.center_index, cum, n_c)
-        whole = log_frailty_integral(d_c[None, :], a_c, sigma, n_nodes=n_nodes)
-        if unit == "center":
-            out[sl] = _row_bincount(fi.center_index, k, n_c) + whole
-            continue
-        ci = fi.center_index
-        rest_a = np.maximum(a_c[:, ci] - cum, 0.0)
-        rest = log_frailty_integral(d_c[ci] - event, rest_a, sigma, n_nodes=n_nodes)
-        out[sl] = k + whole[:, ci] - rest
+        out[sl] = _chunk_log_likelihood(fi, time, event, sl, unit, index, len(labels), n_nodes)
     dim = "patient" if unit == "patient" else "center"
     return xr.DataArray(
-        out.reshape(n_chains, n_draws, n_out),
+        out.reshape(n_chains, n_draws, len(labels)),
         dims=("chain", "draw", dim),
         coords={"chain": post["chain"].to_numpy(), "draw": post["draw"].to_numpy(), dim: labels},
         name="time",
     )
+
+
+def _output_units(dt, fi, unit: str, centers, n_patients: int):
+    """Return each patient's output index (None for patients) and the output labels."""
+    if unit == "patient":
+        return None, dt["observed_data"].dataset["patient"].to_numpy()
+    if fi.center_index is not None:
+        return fi.center_index, fi.center_ids
+    const = dt["constant_data"].dataset
+    ids = centers
+    if ids is None and "center" in const:
+        ids = const["center"].to_numpy()
+    if ids is None:
+        raise ValueError("a model without centre effects needs centers= for unit='center'")
+    ids = np.asarray(ids)
+    if ids.shape != (n_patients,):
+        raise ValueError("centers= needs one centre id per patient")
+    codes, labels = pd.factorize(ids, sort=True)
+    return codes, labels
+
+
+def _chunk_log_likelihood(
+    fi, time, event, sl: slice, unit: str, index, n_out: int, n_nodes
+) -> np.ndarray:
+    """Pointwise log-likelihood of the draws ``sl``, per patient or per centre."""
+    k, cum = _pieces(fi, time, event, sl)
+    if fi.center_index is None:
+        ll = k - cum
+        return ll if unit == "patient" else _row_bincount(index, ll, n_out)
+    sigma = fi.center_sd[sl][:, None]
+    ci, n_c = fi.center_index, len(fi.center_ids)
+    d_c = np.bincount(ci, weights=event, minlength=n_c)
+    a_c = _row_bincount(ci, cum, n_c)
+    whole = log_frailty_integral(d_c[None, :], a_c, sigma, n_nodes=n_nodes)
+    if unit == "center":
+        return _row_bincount(ci, k, n_c) + whole
+    rest_a = np.maximum(a_c[:, ci] - cum, 0.0)
+    rest = log_frailty_integral(d_c[ci] - event, rest_a, sigma, n_nodes=n_nodes)
+    return k + whole[:, ci] - rest
 
 
 def _elpd(dt: xr.DataTree, pointwise: xr.DataArray) -> ELPDDataLOO:

@@ -34,6 +34,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pymc as pm
+import pytensor
+import pytensor.tensor as pt
 import xarray as xr
 from scipy import stats
 
@@ -62,7 +65,12 @@ class _HalfStudentT:
 
 
 def scipy_distribution(prior: Prior):
-    """Return the scipy.stats distribution of ``prior`` (PyMC's parameterisation).
+    """Return the scipy.stats distribution of ``prior`` (PyMC's parameterisation), to draw.
+
+    Densities come from PyMC itself (:func:`pymc_log_densities`). Draws use scipy: the
+    prior predictive and SBC draw from a prior thousands of times, and ``pymc.draw``
+    compiles a function per prior. Tests check this mapping against PyMC's densities and
+    draws, family by family.
 
     Parameters
     ----------
@@ -239,17 +247,48 @@ def log_prior(dt: xr.DataTree, *, group: str = "posterior") -> xr.Dataset:
     """
     top = TopLevelPriors.from_datatree(dt)
     values = top.sampling_scale(dt[group].dataset)
+    pairs = []  # (prior, its draws)
+    for slot, value in values.items():
+        if slot == "beta":
+            pairs += [(p, value.sel(term=t)) for p, t in zip(top.beta, top.labels, strict=True)]
+        else:
+            pairs.append((top.priors[slot], value))
+    densities = iter(pymc_log_densities([p for p, _ in pairs], [v.to_numpy() for _, v in pairs]))
     out = {}
     for slot, value in values.items():
         if slot == "beta":
-            columns = [
-                xr.apply_ufunc(scipy_distribution(p).logpdf, value.sel(term=label))
-                for p, label in zip(top.beta, top.labels, strict=True)
-            ]
+            columns = [value.sel(term=t).copy(data=next(densities)) for t in top.labels]
             out[slot] = xr.concat(columns, dim="term").transpose(*value.dims)
         else:
-            out[slot] = xr.apply_ufunc(scipy_distribution(top.priors[slot]).logpdf, value)
+            out[slot] = value.copy(data=next(densities))
     return xr.Dataset(out)
+
+
+def pymc_log_densities(priors: Sequence[Prior], values: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Return PyMC's own log density of each prior at its values (one compiled function).
+
+    The densities are those of the model's priors (:func:`pymc.logp`), not copies, so the
+    power-scaled prior is the one the model was fitted with. Compiled in PyTensor's
+    ``FAST_COMPILE`` mode: 0.3 s for a dozen priors, where the default mode's JIT takes
+    seconds for a function evaluated once.
+
+    Examples
+    --------
+    >>> from bayes_sarcoma import Prior
+    >>> [d] = pymc_log_densities([Prior("Exponential", lam=2.0)], [np.array([0.0, 1.0])])
+    >>> np.round(d, 6).tolist()
+    [0.693147, -1.306853]
+    """
+    inputs, outputs = [], []
+    for prior, value in zip(priors, values, strict=True):
+        x = pt.tensor(dtype="float64", shape=(None,) * np.ndim(value))
+        dist = getattr(pm, prior.distribution).dist(**prior.parameters)
+        inputs.append(x)
+        outputs.append(pm.logp(dist, x))
+    if not inputs:
+        return []
+    fn = pytensor.function(inputs, outputs, mode="FAST_COMPILE", on_unused_input="ignore")
+    return [np.asarray(d, dtype=float) for d in fn(*[np.asarray(v, float) for v in values])]
 
 
 @dataclass

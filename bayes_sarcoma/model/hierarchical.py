@@ -466,6 +466,12 @@ class HierarchicalWeibull:
             max_treedepth=max_treedepth,
             **sampler_kwargs,
         )
+        dt = self._results(out, random_seed, log_likelihood)
+        self._warn_sampler(dt)
+        return dt
+
+    def _results(self, out, random_seed: int, log_likelihood: bool) -> xr.DataTree:
+        """Turn the sampler's output into the results DataTree (DESIGN.md section 4)."""
         plan = self._plan()
         internal = internal_parameters(out.draws, plan.beta_groups, len(self.design.labels))
         attrs = {"engine": self.engine if self.structure_.n_centers else "none"}
@@ -489,7 +495,7 @@ class HierarchicalWeibull:
             "sampling_seconds": out.sampling_seconds,
             "n_zero_times": self.prepared_.n_zero_times,
         }
-        dt = build_datatree(
+        return build_datatree(
             post,
             self.prepared_,
             self.design,
@@ -499,8 +505,6 @@ class HierarchicalWeibull:
             log_likelihood=log_likelihood,
             attrs=attrs,
         )
-        self._warn_sampler(dt)
-        return dt
 
     def sample_prior(
         self, data: pd.DataFrame, *, draws: int = 1000, random_seed: int | None = None

@@ -380,12 +380,23 @@ def save(
     spec = _spec(dt)
     if not spec or "design" not in dt.attrs:
         raise ValueError("dt was not written by HierarchicalWeibull.fit (no model/design attrs)")
+    _check_target(path, overwrite)
+    out = _storable_tree(dt, log_likelihood)
+    _write_in_place(out, path, engine)
+    return path
+
+
+def _check_target(path: Path, overwrite: bool) -> None:
+    """Refuse to replace an existing file without ``overwrite``, or a folder of other things."""
     if path.exists() and not overwrite:
         raise FitFileError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
     is_store = (path / "zarr.json").exists() or (path / ".zgroup").exists()
     if path.exists() and path.is_dir() and not is_store:
         raise FitFileError(f"{path} is a folder that is not a Zarr store: not replacing it")
 
+
+def _storable_tree(dt: xr.DataTree, log_likelihood: bool) -> xr.DataTree:
+    """Return a copy of ``dt`` that files can hold, its attrs and provenance in one JSON attr."""
     has_ll = _LOG_LIKELIHOOD in dt.children
     ll_mode = "absent" if not has_ll else ("stored" if log_likelihood else "recompute")
     out = dt.copy()
@@ -405,8 +416,11 @@ def save(
     for node in out.subtree:
         node.attrs = {k: v for k, v in node.attrs.items() if _storable(v)}
     out.attrs[META_ATTR] = json.dumps(meta)
+    return out
 
-    # Write next to the target, then move it in place: a failed write leaves no half file.
+
+def _write_in_place(out: xr.DataTree, path: Path, engine: str) -> None:
+    """Write next to the target, then move it in place: a failed write leaves no half file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     _remove(tmp)
@@ -416,7 +430,6 @@ def save(
         tmp.rename(path)
     finally:
         _remove(tmp)
-    return path
 
 
 def _remove(path: Path) -> None:

@@ -42,6 +42,7 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+import arviz_stats as azs
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -110,7 +111,7 @@ def draws(dt: xr.DataTree, *, group: str = "posterior", num_draws: int | None = 
         total = ds.sizes["chain"] * ds.sizes["draw"]
         factor = int(np.ceil(total / num_draws))
         if factor > 1:
-            ds = ds.isel(draw=slice(None, None, factor))
+            ds = azs.thin(ds, factor=factor)
     return ds
 
 

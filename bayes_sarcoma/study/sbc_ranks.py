@@ -29,6 +29,9 @@ __all__ = [
 def thin(draws: np.ndarray, n: int) -> np.ndarray:
     """Return ``n`` evenly spaced draws of ``draws`` (chains flattened in order).
 
+    Not :func:`arviz_stats.thin`: SBC needs exactly ``n`` draws (the ranks' range), and a
+    whole thinning factor gives only ``ceil(draws / factor)``.
+
     Examples
     --------
     >>> thin(np.arange(20).reshape(2, 10), 4)
