@@ -129,6 +129,7 @@ class Design:
         reference: Mapping[str, object] | None = None,
         levels: Mapping[str, Sequence] | None = None,
         id_column: str | None = None,
+        registry: bool = True,
     ) -> Design:
         """Learn the coding of ``terms`` from ``data``.
 
@@ -149,6 +150,10 @@ class Design:
             dropped (a dummy column of zeros would be unidentified).
         id_column : str, optional
             Column whose values name rows in error messages.
+        registry : bool, default True
+            Hold columns named as the registry's (``sex``, ``grade``, ``margin`` ...) to the
+            registry's documented levels. False for a user's own table: a 0/1 ``sex`` is then
+            a binary term, as the user coded it.
 
         Returns
         -------
@@ -173,7 +178,15 @@ class Design:
         raise_if(problems)
         raise_if(missing_value_problems(data, terms, id_column))
         built = [
-            _learn_term(data, name, name in categorical, reference, levels, id_column)
+            _learn_term(
+                data,
+                name,
+                name in categorical,
+                reference,
+                levels,
+                id_column,
+                schema.CATEGORICAL_COVARIATES.get(name) if registry else None,
+            )
             for name in terms
         ]
         unknown_refs = set(reference) - {t.name for t in built if t.kind == "categorical"}
@@ -273,9 +286,8 @@ def missing_value_problems(
     return problems
 
 
-def _learn_term(data, name, force_categorical, reference, levels, id_column) -> Term:
+def _learn_term(data, name, force_categorical, reference, levels, id_column, known) -> Term:
     values = data[name]
-    known = schema.CATEGORICAL_COVARIATES.get(name)
     is_bool = pd.api.types.is_bool_dtype(values)
     is_numeric = pd.api.types.is_numeric_dtype(values) and not is_bool
     if known is not None or force_categorical or not (is_bool or is_numeric):

@@ -290,6 +290,7 @@ class HierarchicalWeibull:
                 reference=self.reference,
                 levels=self.levels,
                 id_column=cols.id_column,
+                registry=bool(self.endpoint),
             )
             if self.treatment and self.cluster:
                 check_cluster_level(data, self.cluster, self.treatment, cols.id_column)

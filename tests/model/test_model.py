@@ -172,6 +172,19 @@ def test_user_table_with_its_own_column_names_and_delayed_entry():
     assert "entry" in dt.constant_data
 
 
+def test_a_users_table_keeps_its_own_coding_of_registry_column_names(registry_small):
+    """The registry's level rules hold for registry endpoints only (DESIGN.md section 5)."""
+    df = clustered_table(n=200, random_seed=4).rename(columns={"arm": "sex"})
+    model = bs.HierarchicalWeibull(
+        time="followup_years", event="died", cluster="site", terms=["sex", "dose_mg"]
+    )
+    model.prepare(df, learn=True)
+    assert list(model.design_.labels) == ["sex", "dose_mg"]  # binary 0/1, as coded
+    registry = registry_small.assign(sex=(registry_small["sex"] == "male").astype(int))
+    with pytest.raises(bs.RegistryError, match="column 'sex': values must be one of"):
+        bs.HierarchicalWeibull("OS", terms=["sex"]).prepare(registry, learn=True)
+
+
 def test_matches_lifelines_maximum_likelihood_without_clusters():
     lifelines = pytest.importorskip("lifelines")
     df = clustered_table(n=3000, sd=0.0, random_seed=9)
