@@ -447,6 +447,29 @@ def km_check(
     ...
     """
     rng = np.random.default_rng(random_seed)
+    time, event = _observed_outcome(dt)
+    groups = _strata(dt, time, _default_by(dt) if by is None else by, strata)
+    grid = (
+        np.linspace(0.0, float(np.quantile(time, 0.99)), n_times)
+        if times is None
+        else np.asarray(times, dtype=float)
+    )
+    fi = fitted_inputs(dt, num_draws=num_draws)
+    y_rep, d_rep = _replicates(fi, time, event, rng, censoring_time)
+    observed = np.stack([km_curves(time[m], event[m], grid) for m in groups.values()])
+    replicated = np.stack(
+        [km_curves(y_rep[:, m], d_rep[:, m], grid) for m in groups.values()], axis=1
+    )
+    attrs = {
+        "ci_prob": ci_prob,
+        "censoring": "given" if censoring_time is not None else "reverse KM",
+        "time_label": time_label(dt),
+    }
+    return KMCheck(_km_dataset(groups, grid, event, observed, replicated, fi, attrs))
+
+
+def _observed_outcome(dt: xr.DataTree) -> tuple[NDArray, NDArray]:
+    """Return the observed times and event flags; raise for delayed entry (not handled)."""
     obs = dt["observed_data"].dataset
     time = obs["time"].to_numpy().astype(float)
     event = obs["event"].to_numpy().astype(bool)
@@ -455,35 +478,63 @@ def km_check(
             "km_check does not handle delayed entry (left truncation) yet: replicates "
             "would have to be drawn conditional on survival to entry"
         )
+    return time, event
+
+
+def _strata(
+    dt: xr.DataTree,
+    time: NDArray,
+    by: Sequence[str],
+    strata: Mapping[str, ArrayLike] | None,
+) -> dict[str, NDArray]:
+    """Return ``{label: patient mask}``: all patients, the design's ``by``, then ``strata``.
+
+    Empty strata are left out.
+    """
     groups: dict[str, NDArray] = {"all": np.ones(time.size, bool)}
-    groups |= strata_from_design(dt, _default_by(dt) if by is None else by)
+    groups |= strata_from_design(dt, by)
     for label, mask in (strata or {}).items():
         mask = np.asarray(mask, dtype=bool)
         if mask.shape != time.shape:
             raise ValueError(f"stratum {label!r}: the mask needs one value per patient")
         groups[label] = mask
-    groups = {k: v for k, v in groups.items() if v.any()}
-    grid = (
-        np.linspace(0.0, float(np.quantile(time, 0.99)), n_times)
-        if times is None
-        else np.asarray(times, dtype=float)
-    )
-    fi = fitted_inputs(dt, num_draws=num_draws)
-    n_samples = fi.n_samples
+    return {k: v for k, v in groups.items() if v.any()}
+
+
+def _replicates(
+    fi: FittedInputs,
+    time: NDArray,
+    event: NDArray,
+    rng: np.random.Generator,
+    censoring_time: ArrayLike | None,
+) -> tuple[NDArray, NDArray]:
+    """Return replicated follow-up times and event flags (sample, patient), censored like the data.
+
+    Event times are drawn from the model, censoring times by :func:`censoring_times`.
+    """
     t_rep = weibull.sample_times(rng, fi.eta(), fi.shape[:, None])
-    c_rep = censoring_times(time, event, rng, n_samples, potential=censoring_time)
-    y_rep = np.minimum(t_rep, c_rep)
-    d_rep = t_rep <= c_rep
-    labels = list(groups)
-    observed = np.stack([km_curves(time[m], event[m], grid) for m in groups.values()])
-    replicated = np.stack(
-        [km_curves(y_rep[:, m], d_rep[:, m], grid) for m in groups.values()], axis=1
-    )
-    alpha = (1.0 - ci_prob) / 2.0
+    c_rep = censoring_times(time, event, rng, fi.n_samples, potential=censoring_time)
+    return np.minimum(t_rep, c_rep), t_rep <= c_rep
+
+
+def _km_dataset(
+    groups: dict[str, NDArray],
+    grid: NDArray,
+    event: NDArray,
+    observed: NDArray,
+    replicated: NDArray,
+    fi: FittedInputs,
+    attrs: dict,
+) -> xr.Dataset:
+    """Return :attr:`KMCheck.data`: the curves, their pointwise band and the strata's sizes.
+
+    The band's probability is ``attrs["ci_prob"]``.
+    """
+    alpha = (1.0 - attrs["ci_prob"]) / 2.0
     lower, median, upper = np.quantile(replicated, [alpha, 0.5, 1.0 - alpha], axis=0)
     tol = 1e-12
     inside = (observed >= lower - tol) & (observed <= upper + tol)
-    data = xr.Dataset(
+    return xr.Dataset(
         {
             "observed": (("stratum", "time"), observed),
             "replicated": (("sample", "stratum", "time"), replicated),
@@ -495,18 +546,13 @@ def km_check(
             "n_events": ("stratum", [int(event[m].sum()) for m in groups.values()]),
         },
         coords={
-            "stratum": labels,
+            "stratum": list(groups),
             "time": grid,
             "chain": ("sample", fi.chain),
             "draw": ("sample", fi.draw),
         },
-        attrs={
-            "ci_prob": ci_prob,
-            "censoring": "given" if censoring_time is not None else "reverse KM",
-            "time_label": time_label(dt),
-        },
+        attrs=attrs,
     )
-    return KMCheck(data)
 
 
 def _default_by(dt: xr.DataTree) -> list[str]:

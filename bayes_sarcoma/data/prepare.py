@@ -139,41 +139,10 @@ def _hint(close: list[str]) -> str:
 def check_outcome(data: pd.DataFrame, columns: Columns) -> None:
     """Check time, event, entry, cluster and id columns; raise every problem found."""
     idc = columns.id_column
-    not_id = [c for c in columns.used if c != idc]
-    problems: list[Problem | None] = list(missing_value_problems(data, not_id, idc))
-    if idc:  # a missing id cannot name its own row: name it by the index
-        problems += missing_value_problems(data, [idc], None)
-    raise_if(problems)
-    time = data[columns.time]
-    if not pd.api.types.is_numeric_dtype(time) or pd.api.types.is_bool_dtype(time):
-        raise RegistryError(_not_numbers(data, columns.time, "survival times", idc))
-    t = time.to_numpy(dtype=float)
-    problems.append(
-        problem_where(
-            data, columns.time, ~np.isfinite(t), "survival times must be finite", id_column=idc
-        )
-    )
-    problems.append(
-        problem_where(data, columns.time, t < 0, "survival times must be >= 0", id_column=idc)
-    )
-    ev = data[columns.event]
-    ok_event = ev.isin([0, 1]).to_numpy() if not pd.api.types.is_bool_dtype(ev) else None
-    if ok_event is not None:
-        if pd.api.types.is_numeric_dtype(ev):
-            problems.append(
-                problem_where(
-                    data, columns.event, ~ok_event, "event flags must be 0/1 or bool", id_column=idc
-                )
-            )
-        else:
-            problems.append(
-                Problem(
-                    columns.event,
-                    f"event flags must be 0/1 or bool, not {ev.dtype}",
-                    hint="map your codes to 0 (censored) / 1 (event)",
-                )
-            )
-    if not any(problems) and not (ev.to_numpy(dtype=float) > 0).any():
+    raise_if(_missing_problems(data, columns))
+    t, problems = _time_problems(data, columns.time, idc)
+    problems += _event_problems(data, columns.event, idc)
+    if not any(problems) and not (data[columns.event].to_numpy(dtype=float) > 0).any():
         problems.append(
             Problem(
                 columns.event,
@@ -182,37 +151,94 @@ def check_outcome(data: pd.DataFrame, columns: Columns) -> None:
             )
         )
     if columns.entry:
-        a = data[columns.entry]
-        if not pd.api.types.is_numeric_dtype(a):
-            problems.append(Problem(columns.entry, f"entry times must be numbers, not {a.dtype}"))
-        else:
-            a = a.to_numpy(dtype=float)
-            with np.errstate(invalid="ignore"):
-                problems.append(
-                    problem_where(
-                        data,
-                        columns.entry,
-                        ~np.isfinite(a) | (a < 0),
-                        "entry times must be finite and >= 0",
-                        id_column=idc,
-                    )
-                )
-                problems.append(
-                    problem_where(
-                        data,
-                        f"{columns.entry}, {columns.time}",
-                        a >= t,
-                        "a patient must enter before the end of follow-up (entry < time)",
-                        id_column=idc,
-                    )
-                )
+        problems += _entry_problems(data, columns.entry, columns.time, t, idc)
+    problems += _id_problems(data, columns)
+    raise_if(problems)
+
+
+def _missing_problems(data: pd.DataFrame, columns: Columns) -> list[Problem | None]:
+    """Return a problem per used column with missing values (ids named by the index)."""
+    idc = columns.id_column
+    not_id = [c for c in columns.used if c != idc]
+    problems: list[Problem | None] = list(missing_value_problems(data, not_id, idc))
+    if idc:  # a missing id cannot name its own row: name it by the index
+        problems += missing_value_problems(data, [idc], None)
+    return problems
+
+
+def _time_problems(
+    data: pd.DataFrame, column: str, idc: str | None
+) -> tuple[np.ndarray, list[Problem | None]]:
+    """Return the survival times as floats and their problems; raise if they are not numbers."""
+    time = data[column]
+    if not pd.api.types.is_numeric_dtype(time) or pd.api.types.is_bool_dtype(time):
+        raise RegistryError(_not_numbers(data, column, "survival times", idc))
+    t = time.to_numpy(dtype=float)
+    problems = [
+        problem_where(
+            data, column, ~np.isfinite(t), "survival times must be finite", id_column=idc
+        ),
+        problem_where(data, column, t < 0, "survival times must be >= 0", id_column=idc),
+    ]
+    return t, problems
+
+
+def _event_problems(data: pd.DataFrame, column: str, idc: str | None) -> list[Problem | None]:
+    """Return the problems of an event column that is not 0/1 or bool."""
+    ev = data[column]
+    if pd.api.types.is_bool_dtype(ev):
+        return []
+    if pd.api.types.is_numeric_dtype(ev):
+        ok_event = ev.isin([0, 1]).to_numpy()
+        return [
+            problem_where(data, column, ~ok_event, "event flags must be 0/1 or bool", id_column=idc)
+        ]
+    return [
+        Problem(
+            column,
+            f"event flags must be 0/1 or bool, not {ev.dtype}",
+            hint="map your codes to 0 (censored) / 1 (event)",
+        )
+    ]
+
+
+def _entry_problems(
+    data: pd.DataFrame, column: str, time_column: str, t: np.ndarray, idc: str | None
+) -> list[Problem | None]:
+    """Return the problems of delayed-entry times: numbers, finite, >= 0 and before ``t``."""
+    a = data[column]
+    if not pd.api.types.is_numeric_dtype(a):
+        return [Problem(column, f"entry times must be numbers, not {a.dtype}")]
+    a = a.to_numpy(dtype=float)
+    with np.errstate(invalid="ignore"):
+        return [
+            problem_where(
+                data,
+                column,
+                ~np.isfinite(a) | (a < 0),
+                "entry times must be finite and >= 0",
+                id_column=idc,
+            ),
+            problem_where(
+                data,
+                f"{column}, {time_column}",
+                a >= t,
+                "a patient must enter before the end of follow-up (entry < time)",
+                id_column=idc,
+            ),
+        ]
+
+
+def _id_problems(data: pd.DataFrame, columns: Columns) -> list[Problem | None]:
+    """Return the problems of patient ids (unique, one type) and cluster ids (one type)."""
+    idc = columns.id_column
+    problems: list[Problem | None] = []
     if idc:
-        ids = data[idc]
         problems.append(
             problem_where(
                 data,
                 idc,
-                ids.duplicated(keep=False).to_numpy(),
+                data[idc].duplicated(keep=False).to_numpy(),
                 "patient ids must be unique",
                 id_column=idc,
             )
@@ -220,7 +246,7 @@ def check_outcome(data: pd.DataFrame, columns: Columns) -> None:
         problems.append(_mixed_types(data, idc, idc))
     if columns.cluster:
         problems.append(_mixed_types(data, columns.cluster, idc))
-    raise_if(problems)
+    return problems
 
 
 def _not_numbers(data: pd.DataFrame, column: str, what: str, idc: str | None) -> Problem:
@@ -383,10 +409,49 @@ def prepare(
     """
     resolve_table(data, columns)
     check_outcome(data, columns)
-    idc = columns.id_column
-    ids = data[idc].to_numpy() if idc else data.index.to_numpy()
-    time = data[columns.time].to_numpy(dtype=float).copy()
+    ids = data[columns.id_column].to_numpy() if columns.id_column else data.index.to_numpy()
+    time, n_zero_times = _times_without_zeros(data, columns, ids, zero_time)
     event = data[columns.event].to_numpy(dtype=float)
+    if t_ref is None:
+        t_ref = float(np.median(time))
+    raw_x = design.raw_matrix(data)
+    arrays = _outcome_arrays(time, event, (raw_x - design.mean) / design.scale, t_ref)
+    entry, entry_arrays = _entry_arrays(data, columns.entry, t_ref)
+    arrays |= entry_arrays
+    centres = _center_layout(
+        data, columns, arrays["X"], time, event, raw_x, centers, parameterization, center_sd_guess
+    )
+    arrays |= centres.arrays
+    levels, modifier_index, treatment = _modifier_layout(data, columns, design, modifier_levels)
+    if columns.effect_modifier:
+        arrays |= {"modifier_idx": modifier_index, "treatment": treatment}
+    return Prepared(
+        arrays=arrays,
+        time=time,
+        event=event,
+        entry=entry,
+        raw_x=raw_x,
+        patient_ids=ids,
+        center_ids=centres.ids,
+        center_index=centres.index,
+        center_weight=centres.weight,
+        center_terms=centres.terms,
+        modifier_levels=levels,
+        modifier_index=modifier_index,
+        treatment=treatment,
+        t_ref=t_ref,
+        n_zero_times=n_zero_times,
+    )
+
+
+def _times_without_zeros(
+    data: pd.DataFrame, columns: Columns, ids: np.ndarray, zero_time: float | None
+) -> tuple[np.ndarray, int]:
+    """Return the survival times with each 0 set to ``zero_time`` (with a warning), and how many.
+
+    Raise instead if ``zero_time`` is None.
+    """
+    time = data[columns.time].to_numpy(dtype=float).copy()
     zero = time == 0
     if zero.any():
         if zero_time is None:
@@ -396,7 +461,7 @@ def prepare(
                     columns.time,
                     zero,
                     "survival times must be > 0 (zero_time=None)",
-                    id_column=idc,
+                    id_column=columns.id_column,
                 )
             )
         shown = ", ".join(map(str, ids[zero][:5]))
@@ -406,101 +471,133 @@ def prepare(
             f"{zero_time:.4g} for the fit; rows {shown}. Pass zero_time=None to make this an "
             "error.",
             ZeroTimeWarning,
-            stacklevel=3,
+            stacklevel=4,  # the caller of prepare's caller (as when this was inside prepare)
         )
         time[zero] = zero_time
-    if t_ref is None:
-        t_ref = float(np.median(time))
+    return time, int(zero.sum())
+
+
+def _outcome_arrays(
+    time: np.ndarray, event: np.ndarray, x: np.ndarray, t_ref: float
+) -> dict[str, np.ndarray]:
+    """Return the design and outcome arrays every model reads (times relative to ``t_ref``)."""
     log_t = np.log(time / t_ref)
-    raw_x = design.raw_matrix(data)
-    x = (raw_x - design.mean) / design.scale
-    arrays: dict[str, np.ndarray] = {
+    return {
         "X": x,
         "log_t": log_t,
         "event": event,
         "n_events": np.asarray(event.sum()),
         "sum_event_log_t": np.asarray(event @ log_t),
     }
-    entry = None
-    if columns.entry:
-        entry = data[columns.entry].to_numpy(dtype=float)
-        has = entry > 0
-        arrays["has_entry"] = has.astype(float)
-        arrays["log_entry"] = np.where(has, np.log(np.where(has, entry, 1.0) / t_ref), 0.0)
-    center_ids = np.array([])
-    center_index = np.zeros(len(data), dtype=np.int64)
-    weight = np.array([])
-    if columns.cluster:
-        values = data[columns.cluster]
-        if centers is None:
-            centers = np.sort(pd.unique(values.to_numpy()))
-        center_ids = np.asarray(centers)
-        center_index = level_codes(values, list(center_ids))
-        raise_if(
-            [
-                problem_where(
-                    data,
-                    columns.cluster,
-                    center_index < 0,
-                    "centre unknown to the fitted model",
-                    id_column=idc,
-                )
-            ]
+
+
+def _entry_arrays(
+    data: pd.DataFrame, column: str | None, t_ref: float
+) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
+    """Return the delayed-entry times and their model arrays (None and none without entry)."""
+    if not column:
+        return None, {}
+    entry = data[column].to_numpy(dtype=float)
+    has = entry > 0
+    return entry, {
+        "has_entry": has.astype(float),
+        "log_entry": np.where(has, np.log(np.where(has, entry, 1.0) / t_ref), 0.0),
+    }
+
+
+@dataclass(frozen=True)
+class _CenterLayout:
+    """The clusters as the model reads them (empty without clusters)."""
+
+    ids: np.ndarray  # one per cluster, in index order
+    index: np.ndarray  # per patient
+    weight: np.ndarray  # centring weight per cluster
+    terms: tuple[int, ...]  # design columns constant within every centre
+    arrays: dict[str, np.ndarray]
+
+
+def _center_layout(
+    data: pd.DataFrame,
+    columns: Columns,
+    x: np.ndarray,
+    time: np.ndarray,
+    event: np.ndarray,
+    raw_x: np.ndarray,
+    centers: Sequence | None,
+    parameterization: str,
+    center_sd_guess: float | None,
+) -> _CenterLayout:
+    """Index the clusters, weigh their centring and find the centre-level design columns."""
+    if not columns.cluster:
+        return _CenterLayout(
+            np.array([]), np.zeros(len(data), dtype=np.int64), np.array([]), (), {}
         )
-        events = np.bincount(center_index, weights=event, minlength=len(center_ids))
-        if center_sd_guess is None and parameterization == "auto":
-            center_sd_guess = moment_center_sd(time, event, raw_x, center_index, len(center_ids))
-        weight = center_weights(events, parameterization, center_sd_guess or DEFAULT_SD_GUESS)
-        arrays["center_idx"] = center_index
-        arrays["center_weight"] = weight
-        arrays["center_events"] = events
-        center_terms, center_x = center_level_terms(arrays["X"], center_index, len(center_ids))
-        arrays["X_center"] = center_x[:, list(center_terms)]
-    else:
-        center_terms = ()
-    levels: tuple = ()
-    modifier_index = treatment = None
-    if columns.effect_modifier:
-        if modifier_levels is None:
-            name = columns.effect_modifier
-            modifier_levels = (
-                design.term(name).levels
-                if name in design.columns
-                else sorted(pd.unique(data[name]))
+    center_ids, center_index = _center_index(data, columns.cluster, centers, columns.id_column)
+    events = np.bincount(center_index, weights=event, minlength=len(center_ids))
+    if center_sd_guess is None and parameterization == "auto":
+        center_sd_guess = moment_center_sd(time, event, raw_x, center_index, len(center_ids))
+    weight = center_weights(events, parameterization, center_sd_guess or DEFAULT_SD_GUESS)
+    center_terms, center_x = center_level_terms(x, center_index, len(center_ids))
+    arrays = {
+        "center_idx": center_index,
+        "center_weight": weight,
+        "center_events": events,
+        "X_center": center_x[:, list(center_terms)],
+    }
+    return _CenterLayout(center_ids, center_index, weight, center_terms, arrays)
+
+
+def _center_index(
+    data: pd.DataFrame, cluster: str, centers: Sequence | None, idc: str | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the cluster ids (default: sorted) and each patient's index; raise on unknown ones."""
+    values = data[cluster]
+    if centers is None:
+        centers = np.sort(pd.unique(values.to_numpy()))
+    center_ids = np.asarray(centers)
+    center_index = level_codes(values, list(center_ids))
+    raise_if(
+        [
+            problem_where(
+                data,
+                cluster,
+                center_index < 0,
+                "centre unknown to the fitted model",
+                id_column=idc,
             )
-        levels = tuple(modifier_levels)
-        modifier_index = level_codes(data[columns.effect_modifier], levels)
-        raise_if(
-            [
-                problem_where(
-                    data,
-                    columns.effect_modifier,
-                    modifier_index < 0,
-                    f"values must be one of {levels}",
-                    id_column=idc,
-                )
-            ]
-        )
-        treatment = data[columns.treatment].to_numpy(dtype=float)
-        arrays["modifier_idx"] = modifier_index
-        arrays["treatment"] = treatment
-    return Prepared(
-        arrays=arrays,
-        time=time,
-        event=event,
-        entry=entry,
-        raw_x=raw_x,
-        patient_ids=ids,
-        center_ids=center_ids,
-        center_index=center_index,
-        center_weight=weight,
-        center_terms=center_terms,
-        modifier_levels=levels,
-        modifier_index=modifier_index,
-        treatment=treatment,
-        t_ref=t_ref,
-        n_zero_times=int(zero.sum()),
+        ]
     )
+    return center_ids, center_index
+
+
+def _modifier_layout(
+    data: pd.DataFrame, columns: Columns, design: Design, modifier_levels: Sequence | None
+) -> tuple[tuple, np.ndarray | None, np.ndarray | None]:
+    """Return the effect modifier's levels, each patient's level and treatment flag.
+
+    Without an effect modifier: ``((), None, None)``. Raise on a level not in the levels.
+    """
+    name = columns.effect_modifier
+    if not name:
+        return (), None, None
+    if modifier_levels is None:
+        modifier_levels = (
+            design.term(name).levels if name in design.columns else sorted(pd.unique(data[name]))
+        )
+    levels = tuple(modifier_levels)
+    modifier_index = level_codes(data[name], levels)
+    raise_if(
+        [
+            problem_where(
+                data,
+                name,
+                modifier_index < 0,
+                f"values must be one of {levels}",
+                id_column=columns.id_column,
+            )
+        ]
+    )
+    return levels, modifier_index, data[columns.treatment].to_numpy(dtype=float)
 
 
 def center_level_terms(

@@ -254,20 +254,14 @@ def prior_sensitivity(
         Sampler settings of every fit.
     random_seed : int
         Base random_seed; each cell's random_seed is :func:`cell_seed` of it and the cell's key.
-    horizon : float
-        Months of the standardized survival difference.
-    ci_prob : float
-        Probability of the equal-tailed intervals of the table.
-    power_scaling : bool
-        Compute each cell's power-scaling sensitivity.
-    prior_predictive : bool
-        Compute each cell's prior predictive standardized survival bands at ``prior_times``
-        from ``prior_draws`` draws over ``prior_patients`` patients.
-    scheduler : optional
-        Where to run (:func:`bayes_sarcoma.study.runner.run_tasks`): None (a threaded
-        LocalCluster here), ``"processes"``, ``"serial"``, a scheduler address, a Client.
-    cluster_kwargs : mapping, optional
-        LocalCluster options.
+    horizon, ci_prob : float
+        Months of the standardized survival difference; probability of the table's intervals.
+    power_scaling, prior_predictive : bool
+        Compute each cell's power-scaling sensitivity; its prior predictive standardized
+        survival bands at ``prior_times`` from ``prior_draws`` draws over ``prior_patients``.
+    scheduler, cluster_kwargs : optional
+        Where to run (:func:`bayes_sarcoma.study.runner.run_tasks`): None (a threaded LocalCluster
+        with ``cluster_kwargs``), ``"processes"``, ``"serial"``, a scheduler address, a Client.
     progress : bool
         Print a line per finished cell.
     models_dir : str or pathlib.Path, optional
@@ -278,26 +272,58 @@ def prior_sensitivity(
     Returns
     -------
     SensitivityResult
-        ``.table`` (tidy: ``endpoint``, ``model``, ``prior_set``, ``quantity``, ``mean``,
-        ``sd``, ``lower``, ``upper``), ``.tree`` (DataTree with a ``prior_set`` dim),
-        ``.power_scaling``, ``.cells``, ``.plot()``, ``.plot_prior_predictive()``,
-        ``.save()``.
+        ``.table`` (tidy: ``endpoint``, ``model``, ``prior_set``, ``quantity``, ``mean``, ``sd``,
+        ``lower``, ``upper``), ``.tree`` (DataTree with a ``prior_set`` dim), ``.power_scaling``,
+        ``.cells``, ``.plot()``, ``.plot_prior_predictive()``, ``.save()``.
 
     Examples
     --------
-    >>> import bayes_sarcoma as bs
-    >>> df = bs.simulate_registry(2000, random_seed=1)                            # doctest: +SKIP
-    >>> res = bs.prior_sensitivity(df, endpoints=["OS"],                   # doctest: +SKIP
-    ...                            prior_sets=["weakly_informative", "sceptical"])
+    >>> res = prior_sensitivity(df, endpoints=["OS"],                      # doctest: +SKIP
+    ...                         prior_sets=["weakly_informative", "sceptical"])
     >>> res.table.query("quantity == 'hr_expert'")                         # doctest: +SKIP
     >>> res.plot().savefig("sensitivity.png")                              # doctest: +SKIP
     """
+    _check_thread_safe(fit_kwargs, scheduler)
+    start = time.perf_counter()
+    grid = _grid(data, endpoints, prior_sets, model_specs, models_dir, random_seed)
+    fit = dict(draws=draws, tune=tune, chains=chains, **fit_kwargs)
+    times = tuple(float(t) for t in prior_times) if prior_predictive else ()
+    settings = CellSettings(fit, float(horizon), power_scaling, times, prior_draws, prior_patients)
+    options = dict(scheduler=scheduler, progress=progress, cluster_kwargs=cluster_kwargs)
+    tree = _run_grid(data, grid, settings, options, observed=prior_predictive)
+    tree.attrs.update(_grid_attrs(grid, settings, horizon, random_seed, ci_prob, start))
+    return SensitivityResult(tree)
+
+
+def _check_thread_safe(fit_kwargs: Mapping[str, Any], scheduler: Any) -> None:
+    """Raise if a sampler other than nutpie would run in threads."""
     if fit_kwargs.get("sampler", "nutpie") != "nutpie" and scheduler in (None, "threads"):
         raise ValueError(
             "only the nutpie sampler is thread-safe (the others set data on a shared model): "
             "use scheduler='processes' or 'serial' with sampler=" + repr(fit_kwargs["sampler"])
         )
-    start = time.perf_counter()
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """The grid's axes, its cells and their tasks (grouped by model structure)."""
+
+    endpoints: list[str]
+    specs: list[ModelSpec]
+    sets: list[PriorSet]
+    cells: list[Cell]
+    tasks: list[Task]
+
+
+def _grid(
+    data: pd.DataFrame,
+    endpoints: Sequence[str],
+    prior_sets: Sequence[str | PriorSet] | Mapping[str, Any],
+    model_specs: Sequence[str | ModelSpec] | None,
+    models_dir: str | Path | None,
+    random_seed: int,
+) -> _Grid:
+    """Load the model specs and prior sets, check the names are unique, and lay out the cells."""
     endpoints = [str(e).upper() for e in endpoints]
     specs = [load_model_spec(s, models_dir=models_dir) for s in model_specs or [DEFAULT_MODEL]]
     sets = _prior_sets(prior_sets, models_dir)
@@ -319,42 +345,49 @@ def prior_sensitivity(
                 model.compiled(data)
                 cells.append(cell)
                 tasks.append(Task(cell.key, cell, group=model.structure_))
-    settings = CellSettings(
-        fit=dict(draws=draws, tune=tune, chains=chains, **fit_kwargs),
-        horizon=float(horizon),
-        power_scaling=power_scaling,
-        prior_times=tuple(float(t) for t in prior_times) if prior_predictive else (),
-        prior_draws=prior_draws,
-        prior_patients=prior_patients,
-    )
-    results = run_tasks(
-        fit_cell,
-        tasks,
-        shared={"data": data, "settings": settings},
-        scheduler=scheduler,
-        progress=progress,
-        cluster_kwargs=cluster_kwargs,
-    )
-    observed = None
-    if prior_predictive:
-        treatment = cells[0].model().treatment
-        observed = observed_survival(data, endpoints, settings.prior_times, treatment=treatment)
-    tree = _assemble(cells, results, settings, observed)
-    tree.attrs.update(
-        {
-            "endpoints": json.dumps(endpoints),
-            "model_specs": json.dumps({s.name: s.to_dict() for s in specs}),
-            "prior_sets": json.dumps({p.name: p.to_dict() for p in sets}),
-            "settings": json.dumps(
-                {**settings.fit, "horizon": horizon, "random_seed": random_seed}
-            ),
-            "ci_prob": ci_prob,
-            "n_groups": len({t.group for t in tasks}),
-            "wall_seconds": time.perf_counter() - start,
-            "bayes_sarcoma_version": __version__,
-        }
-    )
-    return SensitivityResult(tree)
+    return _Grid(endpoints, specs, sets, cells, tasks)
+
+
+def _run_grid(
+    data: pd.DataFrame,
+    grid: _Grid,
+    settings: CellSettings,
+    options: Mapping[str, Any],
+    *,
+    observed: bool,
+) -> xr.DataTree:
+    """Fit every cell (:func:`run_tasks` ``options``) and stack the outputs into a DataTree.
+
+    ``observed``: add the data's Kaplan-Meier curves to the prior predictive bands.
+    """
+    shared = {"data": data, "settings": settings}
+    results = run_tasks(fit_cell, grid.tasks, shared=shared, **options)
+    km = None
+    if observed:
+        treatment = grid.cells[0].model().treatment
+        km = observed_survival(data, grid.endpoints, settings.prior_times, treatment=treatment)
+    return _assemble(grid.cells, results, settings, km)
+
+
+def _grid_attrs(
+    grid: _Grid,
+    settings: CellSettings,
+    horizon: float,
+    random_seed: int,
+    ci_prob: float,
+    start: float,
+) -> dict[str, Any]:
+    """Return the grid's description kept in the tree's attrs (JSON where structured)."""
+    return {
+        "endpoints": json.dumps(grid.endpoints),
+        "model_specs": json.dumps({s.name: s.to_dict() for s in grid.specs}),
+        "prior_sets": json.dumps({p.name: p.to_dict() for p in grid.sets}),
+        "settings": json.dumps({**settings.fit, "horizon": horizon, "random_seed": random_seed}),
+        "ci_prob": ci_prob,
+        "n_groups": len({t.group for t in grid.tasks}),
+        "wall_seconds": time.perf_counter() - start,
+        "bayes_sarcoma_version": __version__,
+    }
 
 
 def _assemble(cells, results, settings: CellSettings, observed) -> xr.DataTree:
