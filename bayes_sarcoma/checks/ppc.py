@@ -271,7 +271,7 @@ def km_curves(time: ArrayLike, event: ArrayLike, grid: ArrayLike) -> NDArray:
 
     Examples
     --------
-    >>> km_curves([1.0, 2.0, 3.0, 4.0], [1, 1, 0, 0], [0.5, 1.0, 2.5, 5.0]).tolist()
+    >>> km_curves([1.0, 2.0, 3.0, 4.0], [1, 1, 0, 0], [0.5, 1.0, 2.5, 5.0]).round(12).tolist()
     [1.0, 0.75, 0.5, 0.5]
     """
     time = np.asarray(time, dtype=float)

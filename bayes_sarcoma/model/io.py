@@ -537,7 +537,7 @@ def recompute_log_likelihood(dt: xr.DataTree) -> xr.Dataset:
     Examples
     --------
     >>> ll = recompute_log_likelihood(dt)                                # doctest: +SKIP
-    >>> ll["time"].dims
+    >>> ll["time"].dims                                                 # doctest: +SKIP
     ('chain', 'draw', 'patient')
     """
     post = dt["posterior"]
