@@ -61,14 +61,21 @@ from bayes_sarcoma.report.analysis import analysis_report
 from bayes_sarcoma.report.plots import plot_km_check, plot_ppc_censored, plot_trace_rank
 from bayes_sarcoma.simulate.calibration import calibration_table, format_calibration
 from bayes_sarcoma.simulate.registry import simulate_registry
-from bayes_sarcoma.study.sensitivity import SensitivityResult, prior_sensitivity
+from bayes_sarcoma.study.sensitivity import (
+    CellFailureWarning,
+    GridError,
+    SensitivityResult,
+    prior_sensitivity,
+)
 
 __all__ = [
     "DEFAULT_PRIORS",
+    "CellFailureWarning",
     "DataMismatchError",
     "DataWarning",
     "Diagnosis",
     "FitFileError",
+    "GridError",
     "HierarchicalWeibull",
     "ModelSpec",
     "Prior",

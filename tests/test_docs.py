@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import bayes_sarcoma as bs
 from bayes_sarcoma.cli import main as cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,3 +76,9 @@ def test_api_reference_covers_every_module():
         re.findall(r"automodule:: bayes_sarcoma\.([\w.]+)", (DOCS / "api.md").read_text())
     )
     assert modules - documented == set(), "add these modules to docs/api.md"
+
+
+def test_api_page_lists_the_top_level_names():
+    found = re.search(r"Top-level names: (.*?); each is documented", (DOCS / "api.md").read_text())
+    assert found, "docs/api.md lost its list of top-level names"
+    assert re.findall(r"`([^`]+)`", found.group(1)) == list(bs.__all__)

@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +54,7 @@ from bayes_sarcoma.checks.prior_predictive import sample_prior as sample_prior
 from bayes_sarcoma.model.posterior import SAMPLE_DIMS
 from bayes_sarcoma.model.specs import ModelSpec, PriorSet, load_model_spec, load_prior_set
 from bayes_sarcoma.predict.standardize import standardized_survival
-from bayes_sarcoma.study.runner import Task, run_tasks
+from bayes_sarcoma.study.runner import Task, TaskResult, run_tasks
 from bayes_sarcoma.study.sensitivity_result import GRID_DIMS, SensitivityResult, quantity_names
 
 if TYPE_CHECKING:
@@ -362,11 +363,42 @@ def _run_grid(
     """
     shared = {"data": data, "settings": settings}
     results = run_tasks(fit_cell, grid.tasks, shared=shared, **options)
+    _check_failures(results)
     km = None
     if observed:
         treatment = grid.cells[0].model().treatment
         km = observed_survival(data, grid.endpoints, settings.prior_times, treatment=treatment)
     return _assemble(grid.cells, results, settings, km)
+
+
+class GridError(RuntimeError):
+    """Every cell of a sensitivity grid failed: there is no table to return."""
+
+
+class CellFailureWarning(UserWarning):
+    """Some cells of a sensitivity grid failed; the table holds the others."""
+
+
+def _check_failures(results: Sequence[TaskResult]) -> None:
+    """Raise when every cell failed; warn, naming them, when some did.
+
+    A grid never returns an empty or partial table silently: the caller sees the failures
+    (``.failures`` keeps their tracebacks).
+    """
+    failed = [r for r in results if not r.ok]
+    if not failed:
+        return
+    listing = "; ".join(f"{r.key}: {r.error}" for r in failed[:3])
+    if len(failed) > 3:
+        listing += f"; and {len(failed) - 3} more"
+    if len(failed) == len(results):
+        raise GridError(f"every cell of the grid failed ({len(failed)}): {listing}")
+    warnings.warn(
+        f"{len(failed)} of {len(results)} cells failed and are missing from the table "
+        f"({listing}); .failures has their tracebacks",
+        CellFailureWarning,
+        stacklevel=4,
+    )
 
 
 def _grid_attrs(

@@ -151,15 +151,15 @@ def test_a_failed_cell_is_reported_and_the_rest_completes(registry_grid, monkeyp
         return original(cell, **kwargs)
 
     monkeypatch.setattr(sensitivity, "fit_cell", flaky)
-    res = prior_sensitivity(
-        registry_grid,
-        endpoints=["OS"],
-        prior_sets=["sceptical", "enthusiastic"],
-        scheduler="serial",
-        power_scaling=False,
-        prior_predictive=False,
-        **{**GRID, "draws": 100, "tune": 100},
-    )
+    small = dict(scheduler="serial", power_scaling=False, prior_predictive=False)
+    with pytest.warns(bs.CellFailureWarning, match=r"1 of 2 cells failed .*sceptical"):
+        res = prior_sensitivity(
+            registry_grid,
+            endpoints=["OS"],
+            prior_sets=["sceptical", "enthusiastic"],
+            **small,
+            **{**GRID, "draws": 100, "tune": 100},
+        )
     failed = res.failures
     assert list(failed["key"]) == ["OS/netsarc_weibull/sceptical"]
     assert failed["error"].iloc[0] == "FloatingPointError: simulated failure"
@@ -167,6 +167,9 @@ def test_a_failed_cell_is_reported_and_the_rest_completes(registry_grid, monkeyp
     assert set(res.table.prior_set) == {"enthusiastic"}
     assert np.isnan(res.tree["posterior"]["log_hr_expert"].sel(prior_set="sceptical")).all()
     assert "Cell OS/netsarc_weibull/sceptical failed: FloatingPointError" in res.statement()
+    # a grid whose every cell fails raises instead of returning an empty table
+    with pytest.raises(bs.GridError, match=r"every cell of the grid failed .*FloatingPointError"):
+        prior_sensitivity(registry_grid, endpoints=["OS"], prior_sets=["sceptical"], **small)
 
 
 def test_save_and_load_round_trip(serial_grid, tmp_path):
