@@ -20,7 +20,7 @@ one HTML file (figures embedded as PNG ``data:`` URIs) with:
 10. centre caterpillar and funnel plots; and the methods.
 
 Every number comes from the package's own functions; this module only orchestrates,
-formats and renders (Jinja2, :mod:`bayes_sarcoma.report.template`).
+formats and renders (Jinja2, the template ``report/templates/report.html.j2``).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -54,7 +55,6 @@ from bayes_sarcoma.predict.standardize import (
     standardized_survival,
 )
 from bayes_sarcoma.report import plots
-from bayes_sarcoma.report.template import TEMPLATE
 from bayes_sarcoma.simulate.calibration import calibration_table
 
 __all__ = ["DEFAULT_CANDIDATES", "Report", "analysis_report"]
@@ -63,6 +63,12 @@ __all__ = ["DEFAULT_CANDIDATES", "Report", "analysis_report"]
 DEFAULT_CANDIDATES = ("weibull", "exponential", "no centre effects", "expert x margin")
 MAIN = "weibull"
 MARGIN_MODEL = "expert x margin"
+#: The report's Jinja2 templates, package data in ``report/templates/`` (HTML escaped).
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("bayes_sarcoma.report", "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+)
 
 
 @dataclass
@@ -776,7 +782,5 @@ def _methods(ci_prob: float, horizon: float) -> str:
 
 
 def _render(context: dict) -> str:
-    import jinja2
-
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    return env.from_string(TEMPLATE).render(**context)
+    """Render the report's template with ``context``."""
+    return _TEMPLATES.get_template("report.html.j2").render(**context)
