@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,9 @@ import pandas as pd
 from bayes_sarcoma.cli.console import CI_PROB, EXIT_OK, Console
 from bayes_sarcoma.cli.files import fit_and_save, write_registry
 from bayes_sarcoma.data import schema
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 #: What the demo fits: the three endpoints, and LRFS with the expert-by-margin interaction.
 DEMO_FITS = (("LRFS", None), ("RFS", None), ("OS", None), ("LRFS", "margin"))
@@ -119,21 +123,53 @@ def _interval(values, ci_prob: float = CI_PROB, fmt: str = "{:.2f}") -> str:
 
 def headline_table(df: pd.DataFrame, fits: dict, settings: argparse.Namespace) -> list[str]:
     """Return the demo's headline: calibration, HRs, standardized contrasts, margin, diagnostics."""
-    import bayes_sarcoma as bs
-    from bayes_sarcoma.inference.diagnose import diagnose
-    from bayes_sarcoma.predict.effects import effect_by_modifier
-    from bayes_sarcoma.predict.standardize import standardized_survival
-
     truth = df.attrs["truth"]
-    expert = df[schema.EXPERT].astype(bool)
+    main = {name: dt for name, (_, dt) in fits.items() if "_" not in name}
+    hr_rows = [_hazard_ratio_row(name, dt, truth) for name, dt in main.items()]
+    std_rows = [_standardized_row(name, dt, df, truth) for name, dt in main.items()]
     lines = [
+        *_overview(df, settings),
+        "",
+        "1. Crude median survival, months (Kaplan-Meier): published NETSARC vs simulated",
+        _calibration(df),
+        "",
+        "2. Adjusted expert-centre hazard ratio (Weibull PH, random centre intercept; "
+        "posterior median and interval)",
+        pd.DataFrame(hr_rows).set_index("endpoint").to_string(),
+        "",
+        "3. Standardized contrasts, expert minus other centres: every registry patient at an "
+        "expert centre vs none, a new centre's effect integrated out",
+        pd.DataFrame(std_rows).set_index("endpoint").to_string(),
+    ]
+    margin = [dt for name, (_, dt) in fits.items() if name.endswith("_margin")]
+    if margin:
+        lines += ["", *_margin_section(margin[0], settings)]
+    diag_rows = [_diagnostics_row(name, dt) for name, (_, dt) in fits.items()]
+    lines += [
+        "",
+        "5. Sampling diagnostics (R-hat < 1.01 and ESS >= 400 for the key quantities)",
+        pd.DataFrame(diag_rows)
+        .set_index("fit")
+        .to_string(float_format=lambda v: f"{v:.3f}" if v < 10 else f"{v:.0f}"),
+    ]
+    return lines
+
+
+def _overview(df: pd.DataFrame, settings: argparse.Namespace) -> list[str]:
+    """Return the headline's first line: the registry, the sampler and the intervals."""
+    expert = df[schema.EXPERT].astype(bool)
+    return [
         f"NETSARC-style replication: {len(df)} simulated patients, "
         f"{df[schema.CENTER_ID].nunique()} centres "
         f"({df.loc[expert, schema.CENTER_ID].nunique()} expert, {expert.mean():.0%} of patients);"
         f" {settings.chains} chains x {settings.draws} draws per fit; intervals are {CI_PROB:.0%}.",
-        "",
-        "1. Crude median survival, months (Kaplan-Meier): published NETSARC vs simulated",
     ]
+
+
+def _calibration(df: pd.DataFrame) -> str:
+    """Return the table of crude medians and log-rank p, published vs simulated."""
+    import bayes_sarcoma as bs
+
     cal = bs.calibration_table(df, published=True).set_index("quantity")
     rows = []
     for endpoint in ("LRFS", "RFS", "OS"):
@@ -148,87 +184,77 @@ def headline_table(df: pd.DataFrame, fits: dict, settings: argparse.Namespace) -
                 "log-rank p": _p_value(cal.loc[f"{endpoint} log-rank p", "overall"]),
             }
         )
-    lines.append(
+    return (
         pd.DataFrame(rows)
         .set_index("endpoint")
         .to_string(float_format=lambda v: f"{v:.1f}", na_rep="-")
     )
-    hr_rows, std_rows, diag_rows = [], [], []
-    for name, (_, dt) in fits.items():
-        endpoint = name.split("_")[0].upper()
-        beta = dt.posterior["beta"].sel(term=schema.EXPERT)
-        diag = diagnose(dt)
-        diag_rows.append(
-            {
-                "fit": name,
-                "ok": "yes" if diag.ok else "NO",
-                "divergences": int(diag.chains["divergences"].sum())
-                if "divergences" in diag.chains
-                else 0,
-                "max R-hat": diag.table["r_hat"].max(),
-                "min ESS bulk": diag.table["ess_bulk"].min(),
-                "min ESS tail": diag.table["ess_tail"].min(),
-            }
-        )
-        if "_" in name:
-            continue
-        t = truth[endpoint]
-        hr_rows.append(
-            {
-                "endpoint": endpoint,
-                f"HR expert ({CI_PROB:.0%} interval)": _interval(np.exp(beta)),
-                "P(HR<1)": f"{float((beta < 0).mean()):.3f}",
-                "true HR": f"{np.exp(t['beta'][schema.EXPERT]):.2f}"
-                + ("" if t["exact"] else " (pseudo-true)"),
-            }
-        )
-        std = standardized_survival(dt, df, DEMO_TIMES)
-        s = t["standardized"]
-        true_diff = s["expert"][60] - s["other"][60]
-        std_rows.append(
-            {
-                "endpoint": endpoint,
-                "median difference, months": _interval(std["median_difference"], fmt="{:.1f}"),
-                "S(60) difference": _interval(std["difference"].sel(time=60.0), fmt="{:+.3f}"),
-                "true S(60) difference": f"{true_diff:+.3f}",
-            }
-        )
-    lines += [
-        "",
-        "2. Adjusted expert-centre hazard ratio (Weibull PH, random centre intercept; "
-        "posterior median and interval)",
-        pd.DataFrame(hr_rows).set_index("endpoint").to_string(),
-        "",
-        "3. Standardized contrasts, expert minus other centres: every registry patient at an "
-        "expert centre vs none, a new centre's effect integrated out",
-        pd.DataFrame(std_rows).set_index("endpoint").to_string(),
+
+
+def _hazard_ratio_row(name: str, dt: xr.DataTree, truth: dict) -> dict:
+    """Return a main fit's row of the hazard-ratio table, beside the true HR."""
+    endpoint = name.split("_")[0].upper()
+    beta = dt.posterior["beta"].sel(term=schema.EXPERT)
+    t = truth[endpoint]
+    return {
+        "endpoint": endpoint,
+        f"HR expert ({CI_PROB:.0%} interval)": _interval(np.exp(beta)),
+        "P(HR<1)": f"{float((beta < 0).mean()):.3f}",
+        "true HR": f"{np.exp(t['beta'][schema.EXPERT]):.2f}"
+        + ("" if t["exact"] else " (pseudo-true)"),
+    }
+
+
+def _standardized_row(name: str, dt: xr.DataTree, df: pd.DataFrame, truth: dict) -> dict:
+    """Return a main fit's standardized contrasts (median and S(60)), beside the truth."""
+    from bayes_sarcoma.predict.standardize import standardized_survival
+
+    endpoint = name.split("_")[0].upper()
+    std = standardized_survival(dt, df, DEMO_TIMES)
+    s = truth[endpoint]["standardized"]
+    true_diff = s["expert"][60] - s["other"][60]
+    return {
+        "endpoint": endpoint,
+        "median difference, months": _interval(std["median_difference"], fmt="{:.1f}"),
+        "S(60) difference": _interval(std["difference"].sel(time=60.0), fmt="{:+.3f}"),
+        "true S(60) difference": f"{true_diff:+.3f}",
+    }
+
+
+def _margin_section(dt: xr.DataTree, settings: argparse.Namespace) -> list[str]:
+    """Return section 4: the expert-centre effect by resection margin."""
+    from bayes_sarcoma.predict.effects import effect_by_modifier
+
+    by = effect_by_modifier(dt, ci_prob=CI_PROB)
+    table = pd.DataFrame(
+        {
+            "patients": by["n_patients"].astype("Int64"),
+            "HR expert": by["median"].map("{:.2f}".format),
+            f"{CI_PROB:.0%} interval": [
+                f"{lo:.2f} to {hi:.2f}" for lo, hi in zip(by.lower, by.upper, strict=True)
+            ],
+            "P(HR<1)": by["prob_lt_1"].map("{:.3f}".format),
+        },
+        index=by.index,
+    )
+    return [
+        "4. LRFS: expert-centre effect by resection margin (partially pooled interaction;"
+        " 'common' is the centre of the levels; sampled with target_accept "
+        f"{max(settings.target_accept, MODIFIER_TARGET_ACCEPT)})",
+        table.to_string(),
     ]
-    margin = [dt for name, (_, dt) in fits.items() if name.endswith("_margin")]
-    if margin:
-        by = effect_by_modifier(margin[0], ci_prob=CI_PROB)
-        table = pd.DataFrame(
-            {
-                "patients": by["n_patients"].astype("Int64"),
-                "HR expert": by["median"].map("{:.2f}".format),
-                f"{CI_PROB:.0%} interval": [
-                    f"{lo:.2f} to {hi:.2f}" for lo, hi in zip(by.lower, by.upper, strict=True)
-                ],
-                "P(HR<1)": by["prob_lt_1"].map("{:.3f}".format),
-            },
-            index=by.index,
-        )
-        lines += [
-            "",
-            "4. LRFS: expert-centre effect by resection margin (partially pooled interaction;"
-            " 'common' is the centre of the levels; sampled with target_accept "
-            f"{max(settings.target_accept, MODIFIER_TARGET_ACCEPT)})",
-            table.to_string(),
-        ]
-    lines += [
-        "",
-        "5. Sampling diagnostics (R-hat < 1.01 and ESS >= 400 for the key quantities)",
-        pd.DataFrame(diag_rows)
-        .set_index("fit")
-        .to_string(float_format=lambda v: f"{v:.3f}" if v < 10 else f"{v:.0f}"),
-    ]
-    return lines
+
+
+def _diagnostics_row(name: str, dt: xr.DataTree) -> dict:
+    """Return a fit's row of the sampling-diagnostics table."""
+    from bayes_sarcoma.inference.diagnose import diagnose
+
+    diag = diagnose(dt)
+    return {
+        "fit": name,
+        "ok": "yes" if diag.ok else "NO",
+        "divergences": int(diag.chains["divergences"].sum()) if "divergences" in diag.chains else 0,
+        "max R-hat": diag.table["r_hat"].max(),
+        "min ESS bulk": diag.table["ess_bulk"].min(),
+        "min ESS tail": diag.table["ess_tail"].min(),
+    }

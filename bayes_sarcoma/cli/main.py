@@ -454,31 +454,47 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def make_parser() -> argparse.ArgumentParser:
-    """Return the ``bayes-sarcoma`` argument parser."""
+def _add_ci_prob_option(p: argparse.ArgumentParser) -> None:
+    """Add ``--ci-prob``, the interval probability."""
+    p.add_argument(
+        "--ci-prob", type=float, default=CI_PROB, help="interval probability (%(default)s)"
+    )
+
+
+def _common_options() -> argparse.ArgumentParser:
+    """Return the parent parser of the options every command takes."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--traceback", action="store_true", help="show tracebacks of errors")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress output")
-    fmt = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        description="Bayesian hierarchical Weibull survival models for multi-centre cancer\n"
-        "registries: does surgery at an expert sarcoma centre lengthen LRFS, RFS and OS?\n"
-        "Run `bayes-sarcoma <command> --help` for a command's options and examples.",
-        epilog=EXAMPLES,
-        formatter_class=fmt,
+    return common
+
+
+def _add_command(
+    sub: argparse._SubParsersAction,
+    common: argparse.ArgumentParser,
+    name: str,
+    func: Callable,
+    help: str,
+    epilog: str = "",
+) -> argparse.ArgumentParser:
+    """Add the sub-command ``name`` running ``func``; return its parser."""
+    p = sub.add_parser(
+        name,
+        help=help,
+        description=help,
+        parents=[common],
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+    p.set_defaults(func=func)
+    return p
 
-    def command(name: str, func: Callable, help: str, epilog: str = "") -> argparse.ArgumentParser:
-        p = sub.add_parser(
-            name, help=help, description=help, parents=[common], epilog=epilog, formatter_class=fmt
-        )
-        p.set_defaults(func=func)
-        return p
 
-    p = command(
+def _add_demo(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Add ``demo`` and its options."""
+    p = _add_command(
+        sub,
+        common,
         "demo",
         cmd_demo,
         "simulate the NETSARC registry, fit LRFS/RFS/OS, write the report and fits, print "
@@ -491,7 +507,12 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-report", action="store_true", help="skip the HTML report")
     _add_sampler_options(p)
 
-    p = command(
+
+def _add_simulate(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Add ``simulate`` and its options."""
+    p = _add_command(
+        sub,
+        common,
         "simulate",
         cmd_simulate,
         "simulate a NETSARC-like registry (dates, covariates, derived endpoints)",
@@ -501,7 +522,12 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--random-seed", type=int, default=2026)
     p.add_argument("--out", "-o", required=True, help="registry file (.csv or .parquet)")
 
-    p = command(
+
+def _add_validate(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Add ``validate`` and its options (a registry, or a table of one's own)."""
+    p = _add_command(
+        sub,
+        common,
         "validate",
         cmd_validate,
         "check a registry against the data contract, or any table with the checks of fit "
@@ -525,19 +551,9 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--id-column", help="patient id column (default patient_id if present)")
     _add_input_options(p)
 
-    p = command(
-        "fit",
-        cmd_fit,
-        "fit a hierarchical Weibull model and save it (.zarr folder or .nc file)",
-        "examples:\n  bayes-sarcoma fit registry.csv --endpoint LRFS -o lrfs.zarr\n"
-        "  bayes-sarcoma fit registry.csv --spec netsarc_margin_interaction --endpoint LRFS "
-        "-o lrfs_margin.zarr\n"
-        "  bayes-sarcoma fit trial.csv --time years --event died --cluster site "
-        "--terms arm,age -o trial.zarr",
-    )
-    p.add_argument("data", help="table (.csv or .parquet)")
-    p.add_argument("--out", "-o", required=True, help="fit file (.zarr or .nc)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing fit file")
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    """Add the ``model`` group of ``fit``: endpoint, spec, priors, terms and columns."""
     g = p.add_argument_group("model")
     g.add_argument("--endpoint", type=str.upper, choices=tuple(schema.ENDPOINTS))
     g.add_argument("--spec", help="model specification: a name in models/ or a .toml file")
@@ -552,13 +568,36 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--entry", help="delayed-entry time column")
     g.add_argument("--id-column", help="patient id column")
     g.add_argument("--no-validate", action="store_true", help="skip the registry checks")
-    p.add_argument(
-        "--ci-prob", type=float, default=CI_PROB, help="interval probability (%(default)s)"
+
+
+def _add_fit(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Add ``fit`` and its options."""
+    p = _add_command(
+        sub,
+        common,
+        "fit",
+        cmd_fit,
+        "fit a hierarchical Weibull model and save it (.zarr folder or .nc file)",
+        "examples:\n  bayes-sarcoma fit registry.csv --endpoint LRFS -o lrfs.zarr\n"
+        "  bayes-sarcoma fit registry.csv --spec netsarc_margin_interaction --endpoint LRFS "
+        "-o lrfs_margin.zarr\n"
+        "  bayes-sarcoma fit trial.csv --time years --event died --cluster site "
+        "--terms arm,age -o trial.zarr",
     )
+    p.add_argument("data", help="table (.csv or .parquet)")
+    p.add_argument("--out", "-o", required=True, help="fit file (.zarr or .nc)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing fit file")
+    _add_model_options(p)
+    _add_ci_prob_option(p)
     _add_input_options(p)
     _add_sampler_options(p)
 
-    p = command(
+
+def _add_summary(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Add ``summary`` and its options."""
+    p = _add_command(
+        sub,
+        common,
         "summary",
         cmd_summary,
         "print a saved fit's hazard ratios, effect by modifier and diagnostics",
@@ -566,12 +605,15 @@ def make_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("fit", help="fit file (.zarr or .nc)")
     p.add_argument("--data", help="the fitting table: checked against the fit's fingerprint")
-    p.add_argument(
-        "--ci-prob", type=float, default=CI_PROB, help="interval probability (%(default)s)"
-    )
+    _add_ci_prob_option(p)
     _add_input_options(p)
 
-    p = command(
+
+def _add_predict(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Add ``predict`` and its options."""
+    p = _add_command(
+        sub,
+        common,
         "predict",
         cmd_predict,
         "predict survival and median event-free time for patients from a saved fit (a tidy "
@@ -589,16 +631,19 @@ def make_parser() -> argparse.ArgumentParser:
         help="new: a centre not in the fit (default); known: the patient's own centre; "
         "typical: centre effect 0",
     )
-    p.add_argument(
-        "--ci-prob", type=float, default=CI_PROB, help="interval probability (%(default)s)"
-    )
+    _add_ci_prob_option(p)
     p.add_argument(
         "--id-column", help="column naming the patients (default: the fit's, or patient_id)"
     )
     p.add_argument("--out", "-o", help="write the table here (.csv or .parquet)")
     _add_input_options(p)
 
-    p = command(
+
+def _add_sensitivity(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Add ``sensitivity`` and its options."""
+    p = _add_command(
+        sub,
+        common,
         "sensitivity",
         cmd_sensitivity,
         "refit a grid of endpoints x prior sets and compare the expert-centre effect",
@@ -618,7 +663,12 @@ def make_parser() -> argparse.ArgumentParser:
     _add_input_options(p)
     _add_sampler_options(p)
 
-    p = command(
+
+def _add_report(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Add ``report`` and its options."""
+    p = _add_command(
+        sub,
+        common,
         "report",
         cmd_report,
         "write the HTML report of a registry: headline, Table 1, hazard ratios, standardized "
@@ -639,6 +689,36 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--figures", help="also write every figure to this folder (PNG)")
     _add_input_options(p)
     _add_sampler_options(p)
+
+
+#: The sub-commands, in the order ``--help`` lists them.
+_COMMANDS = (
+    _add_demo,
+    _add_simulate,
+    _add_validate,
+    _add_fit,
+    _add_summary,
+    _add_predict,
+    _add_sensitivity,
+    _add_report,
+)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """Return the ``bayes-sarcoma`` argument parser."""
+    common = _common_options()
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Bayesian hierarchical Weibull survival models for multi-centre cancer\n"
+        "registries: does surgery at an expert sarcoma centre lengthen LRFS, RFS and OS?\n"
+        "Run `bayes-sarcoma <command> --help` for a command's options and examples.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+    for add_command in _COMMANDS:
+        add_command(sub, common)
     return parser
 
 

@@ -20,7 +20,7 @@ one HTML file (figures embedded as PNG ``data:`` URIs) with:
 10. centre caterpillar and funnel plots; and the methods.
 
 Every number comes from the package's own functions; this module only orchestrates,
-formats and renders (Jinja2, :mod:`bayes_sarcoma.report.template`).
+formats and renders (Jinja2, the template ``report/templates/report.html.j2``).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -54,7 +55,6 @@ from bayes_sarcoma.predict.standardize import (
     standardized_survival,
 )
 from bayes_sarcoma.report import plots
-from bayes_sarcoma.report.template import TEMPLATE
 from bayes_sarcoma.simulate.calibration import calibration_table
 
 __all__ = ["DEFAULT_CANDIDATES", "Report", "analysis_report"]
@@ -63,6 +63,12 @@ __all__ = ["DEFAULT_CANDIDATES", "Report", "analysis_report"]
 DEFAULT_CANDIDATES = ("weibull", "exponential", "no centre effects", "expert x margin")
 MAIN = "weibull"
 MARGIN_MODEL = "expert x margin"
+#: The report's Jinja2 templates, package data in ``report/templates/`` (HTML escaped).
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("bayes_sarcoma.report", "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+)
 
 
 @dataclass
@@ -160,6 +166,22 @@ def analysis_report(
     >>> report = analysis_report(df, "netsarc.html", random_seed=1)        # doctest: +SKIP
     >>> report.tables["headline"]                                          # doctest: +SKIP
     """
+    endpoints, df, fits = _inputs(registry, endpoints, fits)
+    sampler = _sampler_settings(draws, tune, chains, random_seed, progressbar)
+    all_fits, flagged = _fit_all(df, endpoints, candidates, fits, sampler)
+    out = _Builder(df, df.attrs.get("truth"), ci_prob, figures_dir)
+    sections = _sections(out, endpoints, all_fits, times, horizon, num_draws, sampler)
+    html = _render(_context(out, sections, sampler, fits, title, horizon))
+    path = _write(path, html)
+    _warn_flagged(flagged)
+    return Report(path, html, out.pngs, sections.tables | out.tables, all_fits)
+
+
+# -- the steps of analysis_report --------------------------------------------------------------
+def _inputs(
+    registry: pd.DataFrame, endpoints: Sequence[str], fits: Mapping | None
+) -> tuple[list[str], pd.DataFrame, dict]:
+    """Check the endpoints; return them, the validated registry and the given fits by endpoint."""
     endpoints = [str(e).upper() for e in endpoints]
     unknown = [e for e in endpoints if e not in schema.ENDPOINTS]
     if unknown or not endpoints:
@@ -169,14 +191,44 @@ def analysis_report(
     if not all(c in df.columns for c in schema.DERIVED_COLUMNS):
         df = derive_endpoints(df)
     df.attrs = dict(registry.attrs)
-    truth = df.attrs.get("truth")
+    return endpoints, df, fits
+
+
+def _sampler_settings(
+    draws: int, tune: int, chains: int, random_seed: int | None, progressbar: bool
+) -> dict[str, Any]:
+    """Return the keyword arguments of every fit (a seed is drawn when none is given)."""
     if random_seed is None:
         random_seed = int(np.random.default_rng().integers(2**31 - 1))
-    fit_kwargs = dict(
+    return dict(
         draws=draws, tune=tune, chains=chains, random_seed=random_seed, progressbar=progressbar
     )
-    all_fits, flagged = _fit_all(df, endpoints, candidates, fits, fit_kwargs)
-    out = _Builder(df, truth, ci_prob, figures_dir)
+
+
+@dataclass
+class _Sections:
+    """The report's computed sections: the main fits, the tables, one entry per endpoint."""
+
+    main: dict[str, tuple[Any, xr.DataTree]]
+    tables: dict[str, pd.DataFrame]
+    standardized: list[dict]
+    margin: list[dict]
+    diagnostics: list[dict]
+    checks: list[dict]
+    comparisons: list[dict]
+    centres: list[dict]
+
+
+def _sections(
+    out: _Builder,
+    endpoints: list[str],
+    all_fits: dict[str, dict],
+    times: Sequence[float],
+    horizon: float,
+    num_draws: int | None,
+    sampler: dict[str, Any],
+) -> _Sections:
+    """Compute every section, in the report's order; the headline last, from the others."""
     main = {e: all_fits[e][MAIN] for e in endpoints}
     tables = {
         "table1": out.table1(),
@@ -184,77 +236,111 @@ def analysis_report(
         "hazard_ratios": out.hazard_ratios(main),
     }
     out.crude_figure(tuple(schema.ENDPOINTS))
-    standardized = [out.standardized(e, main[e][1], times, horizon, num_draws) for e in endpoints]
-    margin = [
-        out.margin(e, all_fits[e][MARGIN_MODEL][1])
-        for e in endpoints
-        if MARGIN_MODEL in all_fits[e]
-    ]
-    diagnostics = [
-        out.diagnostics(e, main[e][1], {n: f[1] for n, f in all_fits[e].items() if n != MAIN})
-        for e in endpoints
-    ]
-    checks = [out.ppc(e, main[e][1], times, random_seed) for e in endpoints]
-    comparisons = [out.comparison(e, all_fits[e]) for e in endpoints if len(all_fits[e]) > 1]
-    center_plots = [out.centres(e, main[e][1]) for e in endpoints]
-    follow_up = {e: float(df[schema.endpoint_columns(e)[0]].max()) for e in endpoints}
-    headline = _headline(
+    found = _Sections(
+        main=main,
+        tables=tables,
+        standardized=[
+            out.standardized(e, main[e][1], times, horizon, num_draws) for e in endpoints
+        ],
+        margin=[
+            out.margin(e, all_fits[e][MARGIN_MODEL][1])
+            for e in endpoints
+            if MARGIN_MODEL in all_fits[e]
+        ],
+        diagnostics=[
+            out.diagnostics(e, main[e][1], {n: f[1] for n, f in all_fits[e].items() if n != MAIN})
+            for e in endpoints
+        ],
+        checks=[out.ppc(e, main[e][1], times, sampler["random_seed"]) for e in endpoints],
+        comparisons=[out.comparison(e, all_fits[e]) for e in endpoints if len(all_fits[e]) > 1],
+        centres=[out.centres(e, main[e][1]) for e in endpoints],
+    )
+    follow_up = {e: float(out.df[schema.endpoint_columns(e)[0]].max()) for e in endpoints}
+    tables["headline"] = _headline(
         endpoints,
         main,
-        standardized,
-        diagnostics,
-        checks,
-        comparisons,
-        truth,
-        {"ci_prob": ci_prob, "landmark": max(times), "horizon": horizon, "follow_up": follow_up},
+        found.standardized,
+        found.diagnostics,
+        found.checks,
+        found.comparisons,
+        out.truth,
+        {
+            "ci_prob": out.ci_prob,
+            "landmark": max(times),
+            "horizon": horizon,
+            "follow_up": follow_up,
+        },
     )
-    tables["headline"] = headline
-    context = {
+    return found
+
+
+def _settings_text(sampler: dict[str, Any], fits: Mapping) -> str:
+    """Describe the sampler settings, naming the fits given with their own settings."""
+    text = (
+        f"nutpie NUTS, {sampler['chains']} chains x {sampler['draws']} draws after "
+        f"{sampler['tune']} tuning steps, random_seed {sampler['random_seed']}"
+    )
+    if not fits:
+        return text
+    given = ", ".join(
+        f"{e} {name}"
+        for e, v in fits.items()
+        for name in (v if isinstance(v, Mapping) else {MAIN: v})
+    )
+    return text + f" (fits given with their own settings: {given})"
+
+
+def _context(
+    out: _Builder,
+    sections: _Sections,
+    sampler: dict[str, Any],
+    fits: Mapping,
+    title: str | None,
+    horizon: float,
+) -> dict[str, Any]:
+    """Return the template's context: the text, the HTML tables and the figures."""
+    tables = sections.tables
+    return {
         "title": title or "Does surgery at an expert sarcoma centre lengthen survival?",
         "generated": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
         "version": __version__,
-        "data": _data_summary(df, main),
-        "simulated": truth is not None,
-        "settings": f"nutpie NUTS, {chains} chains x {draws} draws after {tune} tuning steps, "
-        f"random_seed {random_seed}"
-        + (
-            " (fits given with their own settings: "
-            + ", ".join(
-                f"{e} {name}"
-                for e, v in fits.items()
-                for name in (v if isinstance(v, Mapping) else {MAIN: v})
-            )
-            + ")"
-            if fits
-            else ""
-        ),
-        "ci_prob_pct": f"{ci_prob:.0%}",
-        "headline": _html(headline, index=True),
+        "data": _data_summary(out.df, sections.main),
+        "simulated": out.truth is not None,
+        "settings": _settings_text(sampler, fits),
+        "ci_prob_pct": f"{out.ci_prob:.0%}",
+        "headline": _html(tables["headline"], index=True),
         "table1": _html(tables["table1"]),
         "outcomes": _html(tables["outcomes"]),
         "hr_table": _html(tables["hazard_ratios"], index=True),
         "figures": out.uris,
-        "standardized": [s["context"] for s in standardized],
-        "margin": margin,
-        "diagnostics": diagnostics,
-        "ppc": checks,
-        "comparison": comparisons,
-        "centres": center_plots,
-        "thresholds": diagnostics[0]["thresholds"] if diagnostics else {},
-        "methods": _methods(ci_prob, horizon),
+        "standardized": [s["context"] for s in sections.standardized],
+        "margin": sections.margin,
+        "diagnostics": sections.diagnostics,
+        "ppc": sections.checks,
+        "comparison": sections.comparisons,
+        "centres": sections.centres,
+        "thresholds": sections.diagnostics[0]["thresholds"] if sections.diagnostics else {},
+        "methods": _methods(out.ci_prob, horizon),
     }
-    html = _render(context)
+
+
+def _write(path: str | Path, html: str) -> Path:
+    """Write the HTML file (and its folder); return its path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(html, encoding="utf-8")
+    return path
+
+
+def _warn_flagged(flagged: list[str]) -> None:
+    """Warn, once and at analysis_report's caller, about the fits whose sampling was flagged."""
     if flagged:
         warnings.warn(
             f"sampling problems in {', '.join(flagged)}: see the report's Diagnostics "
             "section (or fit with more draws)",
             SamplerWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
-    return Report(path, html, out.pngs, tables | out.tables, all_fits)
 
 
 # -- fitting -----------------------------------------------------------------------------------
@@ -696,7 +782,5 @@ def _methods(ci_prob: float, horizon: float) -> str:
 
 
 def _render(context: dict) -> str:
-    import jinja2
-
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    return env.from_string(TEMPLATE).render(**context)
+    """Render the report's template with ``context``."""
+    return _TEMPLATES.get_template("report.html.j2").render(**context)

@@ -1,7 +1,10 @@
 """analysis_report: one self-contained HTML file with every section and the right numbers."""
 
 import base64
+import fnmatch
 import re
+import tomllib
+from pathlib import Path
 
 import matplotlib
 
@@ -148,3 +151,16 @@ def test_a_report_from_given_candidate_fits_fits_nothing(
     assert "OS expert x margin" in again.html  # the settings line names the given fits
     with pytest.raises(ValueError, match="unknown candidates"):
         analysis_report(registry_small, tmp_path / "x.html", fits={"OS": {"cox": None}})
+
+
+def test_the_templates_are_package_data():
+    # An installed wheel holds only the files pyproject.toml names as package data.
+    root = Path(__file__).resolve().parents[2]
+    config = tomllib.loads((root / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["bayes_sarcoma"]
+    package = root / "bayes_sarcoma"
+    templates = sorted((package / "report" / "templates").glob("*"))
+    assert templates
+    for path in templates:
+        name = path.relative_to(package).as_posix()
+        assert any(fnmatch.fnmatch(name, p) for p in patterns), name
