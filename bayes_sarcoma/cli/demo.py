@@ -247,9 +247,9 @@ def _margin_section(dt: xr.DataTree, settings: argparse.Namespace) -> list[str]:
 
 def _diagnostics_row(name: str, dt: xr.DataTree) -> dict:
     """Return a fit's row of the sampling-diagnostics table."""
-    from bayes_sarcoma.inference.diagnose import diagnose
+    from bayes_sarcoma.inference.diagnose import fit_diagnosis
 
-    diag = diagnose(dt)
+    diag = fit_diagnosis(dt)
     return {
         "fit": name,
         "ok": "yes" if diag.ok else "NO",

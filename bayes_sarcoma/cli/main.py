@@ -270,7 +270,7 @@ def _fmt_table(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
 
 
 def _fit_summary(dt, *, ci_prob: float) -> list[str]:
-    from bayes_sarcoma.inference.diagnose import diagnose
+    from bayes_sarcoma.inference.diagnose import fit_diagnosis
     from bayes_sarcoma.predict.effects import effect_by_modifier, hazard_ratios
 
     spec = json.loads(dt.attrs["model"])
@@ -297,7 +297,7 @@ def _fit_summary(dt, *, ci_prob: float) -> list[str]:
         cols = [c for c in ("n_patients", "median", "lower", "upper", "prob_lt_1") if c in by]
         lines += ["", f"{spec['treatment']} hazard ratio by {spec['effect_modifier']}:"]
         lines.append(_fmt_table(by[cols].rename(columns={"median": "HR", "prob_lt_1": "P(HR<1)"})))
-    lines += ["", str(diagnose(dt))]
+    lines += ["", str(fit_diagnosis(dt))]
     return lines
 
 

@@ -29,6 +29,7 @@ warns (:class:`~bayes_sarcoma.SamplerWarning`) with its messages when the run is
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,7 +40,14 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
-__all__ = ["KEY_QUANTITIES", "Diagnosis", "diagnose", "family_rhat_max"]
+__all__ = [
+    "CHECKED_CENTERS",
+    "KEY_QUANTITIES",
+    "Diagnosis",
+    "diagnose",
+    "family_rhat_max",
+    "fit_diagnosis",
+]
 
 #: Posterior variables checked one by one (those present in the fit).
 KEY_QUANTITIES = (
@@ -53,6 +61,9 @@ KEY_QUANTITIES = (
 #: Variables with one coordinate per centre, summarised by their worst value.
 AGGREGATED = ("center_effect",)
 SAMPLE_DIMS = ("chain", "draw")
+#: Centre effects the fit's own check summarises (at random, seeded): the check stays cheap
+#: at 26,000 centres; ``diagnose(dt)`` checks them all.
+CHECKED_CENTERS = 500
 #: Tail ESS: the smaller ESS of the 5% and 95% quantile indicators (Vehtari et al. 2021).
 #: Given explicitly: arviz-stats' default is its ``stats.ci_prob`` setting (0.89), not 0.05.
 TAIL_PROB = 0.05
@@ -108,6 +119,50 @@ class Diagnosis:
 
     def __bool__(self) -> bool:
         return self.ok
+
+    def to_json(self) -> str:
+        """Return the diagnosis as JSON (what :meth:`HierarchicalWeibull.fit` stores)."""
+        return json.dumps(
+            {
+                "ok": self.ok,
+                "table": self.table.to_dict(orient="list"),
+                "chains": self.chains.reset_index().to_dict(orient="list"),
+                "chains_index": self.chains.index.name,
+                "messages": self.messages,
+                "problems": self.problems,
+                "thresholds": self.thresholds,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Diagnosis:
+        """Rebuild a diagnosis from :meth:`to_json`."""
+        d = json.loads(text)
+        chains = pd.DataFrame(d["chains"])
+        index = d.get("chains_index") or "index"
+        chains = chains.set_index(index).rename_axis(d.get("chains_index"))
+        return cls(
+            bool(d["ok"]),
+            pd.DataFrame(d["table"]),
+            chains,
+            list(d["messages"]),
+            list(d["problems"]),
+            dict(d["thresholds"]),
+        )
+
+
+def fit_diagnosis(dt: xr.DataTree) -> Diagnosis:
+    """Return the diagnosis the fit made of itself, or make it now (the same call).
+
+    :meth:`~bayes_sarcoma.HierarchicalWeibull.fit` runs
+    ``diagnose(dt, max_centers=CHECKED_CENTERS)`` and keeps the result in
+    ``dt.attrs["diagnosis"]``; the report, the demo's headline and ``summary`` read it from
+    there, so they state the same numbers and do not recompute them. A DataTree without
+    it (saved by an older version, or built by hand) is diagnosed here the same way.
+    """
+    if "diagnosis" in dt.attrs:
+        return Diagnosis.from_json(dt.attrs["diagnosis"])
+    return diagnose(dt, max_centers=CHECKED_CENTERS)
 
 
 def diagnose(

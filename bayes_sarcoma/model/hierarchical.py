@@ -39,7 +39,7 @@ from bayes_sarcoma.data.prepare import (
     resolve_table,
 )
 from bayes_sarcoma.data.validation import validate_registry
-from bayes_sarcoma.inference.diagnose import diagnose
+from bayes_sarcoma.inference.diagnose import CHECKED_CENTERS, diagnose
 from bayes_sarcoma.inference.sampling import CompiledModel, get_compiled, run_sampler
 from bayes_sarcoma.model.center_effects import draw_center_deviations, quadrature_error
 from bayes_sarcoma.model.graph import Structure, build_model, pack_data
@@ -51,8 +51,6 @@ ENGINES = ("integrated", "sampled")
 #: Bytes of pointwise log-likelihood that ``fit(log_likelihood="auto")`` stores at most
 #: (4000 draws of 30,000 patients).
 LOG_LIKELIHOOD_BUDGET = 1e9
-#: Centre effects (at random) whose convergence ``fit``'s own check summarises.
-FIT_CHECKED_CENTERS = 500
 #: Default of ``cluster``, ``id_column`` and ``treatment``: chosen from the data/terms.
 AUTO = "auto"
 
@@ -468,7 +466,7 @@ class HierarchicalWeibull:
             **sampler_kwargs,
         )
         dt = self._results(out, random_seed, log_likelihood)
-        self._warn_sampler(dt)
+        self._check_sampler(dt)
         return dt
 
     def _results(self, out, random_seed: int, log_likelihood: bool) -> xr.DataTree:
@@ -562,9 +560,10 @@ class HierarchicalWeibull:
         return tree
 
     @staticmethod
-    def _warn_sampler(dt: xr.DataTree) -> None:
-
-        diagnosis = diagnose(dt, max_centers=FIT_CHECKED_CENTERS)
+    def _check_sampler(dt: xr.DataTree) -> None:
+        """Diagnose the run (kept in ``dt.attrs["diagnosis"]``) and warn if it is unreliable."""
+        diagnosis = diagnose(dt, max_centers=CHECKED_CENTERS)
+        dt.attrs["diagnosis"] = diagnosis.to_json()
         if not diagnosis.ok:
             warnings.warn(
                 "the sampler's run is not reliable yet:\n- "

@@ -46,7 +46,7 @@ from bayes_sarcoma.checks import compare, ppc
 from bayes_sarcoma.data import schema
 from bayes_sarcoma.data.endpoints import derive_endpoints
 from bayes_sarcoma.data.validation import validate_registry
-from bayes_sarcoma.inference.diagnose import diagnose
+from bayes_sarcoma.inference.diagnose import fit_diagnosis
 from bayes_sarcoma.model.hierarchical import HierarchicalWeibull, SamplerWarning
 from bayes_sarcoma.predict import centers, effects
 from bayes_sarcoma.predict.standardize import (
@@ -580,8 +580,8 @@ class _Builder:
 
     # Checks --------------------------------------------------------------------------------
     def diagnostics(self, endpoint, dt, others: Mapping[str, xr.DataTree]) -> dict:
-        result = diagnose(dt)
-        other_results = {name: diagnose(other) for name, other in others.items()}
+        result = fit_diagnosis(dt)
+        other_results = {name: fit_diagnosis(other) for name, other in others.items()}
         self.tables[f"diagnostics_{endpoint}"] = result.table
         table = result.table.assign(
             **{

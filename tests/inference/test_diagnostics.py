@@ -9,7 +9,13 @@ import pytest
 import xarray as xr
 
 import bayes_sarcoma as bs
-from bayes_sarcoma.inference.diagnose import diagnose, family_rhat_max
+from bayes_sarcoma.inference.diagnose import (
+    CHECKED_CENTERS,
+    Diagnosis,
+    diagnose,
+    family_rhat_max,
+    fit_diagnosis,
+)
 from bayes_sarcoma.math import weibull
 
 
@@ -256,3 +262,22 @@ def test_the_centre_row_is_the_worst_of_arviz_stats_per_centre():
     assert row["r_hat"] == max(per["r_hat"]) > 1.1  # the stuck chain is the one found
     few = diagnose(dt, max_centers=5).table["quantity"]
     assert "center_effect (worst of 5 of 12, at random)" in set(few)
+
+
+def test_the_fit_keeps_its_diagnosis_and_everyone_reads_the_same(os_model_and_fit, tmp_path):
+    """Report, headline and summary read the fit's own diagnosis: the same numbers."""
+    _, dt = os_model_and_fit
+    stored = fit_diagnosis(dt)
+    again = diagnose(dt, max_centers=CHECKED_CENTERS)
+    pd.testing.assert_frame_equal(stored.table, again.table, check_dtype=False)
+    pd.testing.assert_frame_equal(stored.chains, again.chains, check_dtype=False)
+    assert (stored.ok, stored.messages, stored.problems) == (
+        again.ok,
+        again.messages,
+        again.problems,
+    )
+    loaded = bs.load(bs.save(dt, tmp_path / "fit"))
+    assert Diagnosis.from_json(loaded.attrs["diagnosis"]).messages == stored.messages
+    bare = dt.copy()
+    bare.attrs = {k: v for k, v in dt.attrs.items() if k != "diagnosis"}
+    assert fit_diagnosis(bare).messages == stored.messages  # computed the same way
