@@ -128,8 +128,8 @@ def main(argv=None):
     )
 
     profile = centers.center_profile(dt)
-    print("\nBest-ranked centres:")
-    print(profile.sort_values("rank_mean").head(5).round(3).to_string())
+    print("\nCentres most probably 20% above the network's hazard (95% intervals):")
+    print(profile.sort_values("p_above", ascending=False).iloc[:5, :10].round(3).to_string())
     save(centers.plot_caterpillar(profile), "predictions_centre_caterpillar.png")
     save(centers.plot_funnel(profile), "predictions_centre_funnel.png")
 
