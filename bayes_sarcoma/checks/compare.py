@@ -58,6 +58,7 @@ from numpy.typing import ArrayLike, NDArray
 from bayes_sarcoma.checks.ppc import FittedInputs, fitted_inputs
 from bayes_sarcoma.math import aghq, weibull
 from bayes_sarcoma.model.hierarchical import HierarchicalWeibull
+from bayes_sarcoma.predict.survival import draws
 
 __all__ = [
     "CANDIDATES",
@@ -146,6 +147,7 @@ def integrated_log_likelihood(
     unit: str = "patient",
     centers: ArrayLike | None = None,
     n_nodes: int | str = N_NODES,
+    num_draws: int | None = None,
 ) -> xr.DataArray:
     """Return pointwise log predictive densities with the centre effects integrated out.
 
@@ -162,6 +164,8 @@ def integrated_log_likelihood(
         effects (default: ``constant_data.center``).
     n_nodes : int or "auto"
         Adaptive Gauss-Hermite nodes per centre (``"auto"``: chosen per centre).
+    num_draws : int, optional
+        Use at most this many posterior draws (every k-th of each chain); default all.
 
     Returns
     -------
@@ -175,11 +179,11 @@ def integrated_log_likelihood(
     """
     if unit not in ("patient", "center"):
         raise ValueError(f"unit={unit!r}: choose 'patient' or 'center'")
-    fi = fitted_inputs(dt)
+    fi = fitted_inputs(dt, num_draws=num_draws)
     obs = dt["observed_data"].dataset
     time = obs["time"].to_numpy().astype(float)
     event = obs["event"].to_numpy().astype(float)
-    post = dt["posterior"].dataset
+    post = draws(dt, num_draws=num_draws)
     n_chains, n_draws = post.sizes["chain"], post.sizes["draw"]
     index, labels = _output_units(dt, fi, unit, centers, time.size)
     out = np.empty((fi.n_samples, len(labels)))
@@ -239,8 +243,9 @@ def _elpd(dt: xr.DataTree, pointwise: xr.DataArray) -> ELPDDataLOO:
     """PSIS-LOO of ``pointwise`` values; Pareto k problems are reported, not warned."""
     post = dt["posterior"].dataset
     keep = [v for v in GLOBALS if v in post.data_vars]
+    post = post[keep].sel(chain=pointwise["chain"], draw=pointwise["draw"])  # if thinned
     tree = xr.DataTree.from_dict(
-        {"posterior": post[keep], "log_likelihood": xr.Dataset({"time": pointwise})}
+        {"posterior": post, "log_likelihood": xr.Dataset({"time": pointwise})}
     )
     with warnings.catch_warnings():
         # The Pareto k warning is reported by pareto_k_table / ModelComparison instead.
@@ -248,7 +253,13 @@ def _elpd(dt: xr.DataTree, pointwise: xr.DataArray) -> ELPDDataLOO:
         return azs.loo(tree, pointwise=True, var_name="time")
 
 
-def loo(dt: xr.DataTree, *, integrated: bool = True, n_nodes: int | str = N_NODES) -> ELPDDataLOO:
+def loo(
+    dt: xr.DataTree,
+    *,
+    integrated: bool = True,
+    n_nodes: int | str = N_NODES,
+    num_draws: int | None = None,
+) -> ELPDDataLOO:
     """PSIS-LOO over patients, with the centre effects integrated out (module docstring).
 
     Parameters
@@ -260,6 +271,9 @@ def loo(dt: xr.DataTree, *, integrated: bool = True, n_nodes: int | str = N_NODE
         conditional ``log_likelihood`` (Pareto k problems for patients alone in a centre).
     n_nodes : int or "auto"
         Adaptive Gauss-Hermite nodes per centre (``"auto"``: chosen per centre).
+    num_draws : int, optional
+        Use at most this many posterior draws (every k-th of each chain; the result's
+        ``n_samples`` says how many); default all.
 
     Returns
     -------
@@ -273,11 +287,12 @@ def loo(dt: xr.DataTree, *, integrated: bool = True, n_nodes: int | str = N_NODE
     >>> pareto_k_table({"model": result})  # doctest: +SKIP
     """
     if integrated:
-        pointwise = integrated_log_likelihood(dt, n_nodes=n_nodes)
+        pointwise = integrated_log_likelihood(dt, n_nodes=n_nodes, num_draws=num_draws)
     else:
         if "log_likelihood" not in dt.children:
             raise ValueError("the fit has no log_likelihood group: fit(..., log_likelihood=True)")
-        pointwise = dt["log_likelihood"]["time"]
+        ll = xr.DataTree.from_dict({"posterior": dt["log_likelihood"].dataset})
+        pointwise = draws(ll, num_draws=num_draws)["time"]
     return _elpd(dt, pointwise)
 
 
@@ -291,6 +306,7 @@ def leave_center_out(
     refit: int | Sequence = 0,
     fit_kwargs: Mapping[str, Any] | None = None,
     n_nodes: int | str = N_NODES,
+    num_draws: int | None = None,
 ) -> ELPDDataLOO:
     """Leave-centre-out cross-validation: PSIS over centres, optionally exact refits.
 
@@ -312,6 +328,8 @@ def leave_center_out(
         Passed to the refits' ``fit`` (e.g. ``draws``, ``tune``, ``random_seed``).
     n_nodes : int or "auto"
         Adaptive Gauss-Hermite nodes per centre (``"auto"``: chosen per centre).
+    num_draws : int, optional
+        Use at most this many posterior draws for PSIS (every k-th of each chain).
 
     Returns
     -------
@@ -323,7 +341,9 @@ def leave_center_out(
     >>> lco = leave_center_out(dt)                                   # doctest: +SKIP
     >>> lco = leave_center_out(dt, model=model, data=df, refit=2)   # doctest: +SKIP
     """
-    pointwise = integrated_log_likelihood(dt, unit="center", centers=centers, n_nodes=n_nodes)
+    pointwise = integrated_log_likelihood(
+        dt, unit="center", centers=centers, n_nodes=n_nodes, num_draws=num_draws
+    )
     result = _elpd(dt, pointwise)
     if isinstance(refit, int) and refit <= 0:
         return result
@@ -481,6 +501,7 @@ def compare_models(
     method: str = "loo",
     integrated: bool = True,
     centers: ArrayLike | None = None,
+    num_draws: int | None = None,
 ) -> ModelComparison:
     """Compare fits of the same patients by PSIS-LOO or leave-centre-out ELPD.
 
@@ -494,6 +515,9 @@ def compare_models(
         For ``"loo"``: integrate the centre effects out (default; see the module docstring).
     centers : array_like, optional
         Patients' centre ids for ``"lco"`` when no fit has centre effects.
+    num_draws : int, optional
+        Use at most this many posterior draws of each fit (every k-th of each chain; the
+        results' ``n_samples`` say how many); default all.
 
     Returns
     -------
@@ -520,9 +544,9 @@ def compare_models(
     results = {}
     for name, dt in fits.items():
         if method == "loo":
-            results[name] = loo(dt, integrated=integrated)
+            results[name] = loo(dt, integrated=integrated, num_draws=num_draws)
         else:
-            results[name] = leave_center_out(dt, centers=centers)
+            results[name] = leave_center_out(dt, centers=centers, num_draws=num_draws)
     table = _arviz_compare(results)
     pareto = pareto_k_table(results)
     return ModelComparison(table, pareto, results, method, _messages(table, pareto, method))

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import functools
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
@@ -36,6 +38,8 @@ from numpy.typing import ArrayLike, NDArray
 
 #: Nodes of the reference rule (tests and the run-time accuracy check compare with it).
 REFERENCE_NODES = 301
+#: Centres per worker below which :func:`log_integrals` stays on one thread.
+PARALLEL_MIN = 50_000
 #: The absolute error in ``log I_c`` that the automatic rule choice aims at.
 TOLERANCE = 1e-9
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -221,7 +225,7 @@ def _one_centre(a, d, mu, sigma, z_all, log_w_all, starts, counts, limits):
     return value, g_a, g_mu, g_sigma, counts[j]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def log_integrals_kernel(a, d, mu, sigma, z, log_w, starts, counts, limits):
     """Per centre: ``log I_c``, its derivatives in ``A_c``, ``mu_c``, ``sigma``, and nodes used.
 
@@ -267,7 +271,22 @@ def log_integrals(
     """
     arrays = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (a, d, mu, sigma)))
     a, d, mu, sigma = (np.array(x, dtype=float).ravel() for x in arrays)  # writeable copies
-    return log_integrals_kernel(a, d, mu, sigma, *rule_set(n_nodes))
+    rules = rule_set(n_nodes)
+    n_workers = min(os.cpu_count() or 1, a.size // PARALLEL_MIN)
+    if n_workers < 2:
+        return log_integrals_kernel(a, d, mu, sigma, *rules)
+    # The kernel releases the GIL: chunks run on all cores, in order, with the same result.
+    bounds = np.linspace(0, a.size, n_workers + 1).astype(int)
+    with ThreadPoolExecutor(max_workers=n_workers) as pool:
+        parts = list(
+            pool.map(
+                lambda k: log_integrals_kernel(
+                    *(x[bounds[k] : bounds[k + 1]] for x in (a, d, mu, sigma)), *rules
+                ),
+                range(n_workers),
+            )
+        )
+    return tuple(np.concatenate(column) for column in zip(*parts, strict=True))
 
 
 @numba.njit(cache=True)

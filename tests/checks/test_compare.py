@@ -235,3 +235,25 @@ def test_stacking_weights_survive_very_negative_pointwise_elpds():
     assert table.loc["worse", "elpd_diff"] == pytest.approx(-float(diff.sum()))
     assert table.loc["worse", "dse"] == pytest.approx(float(np.sqrt(200 * diff.var())))
     assert table.loc["better", "elpd"] == pytest.approx(better.elpd)
+
+
+def test_loo_on_fewer_draws_uses_exactly_those_draws(os_model_and_fit):
+    """num_draws thins every chain evenly; the pointwise values are the full ones there."""
+    _, dt = os_model_and_fit
+    full = compare.integrated_log_likelihood(dt)
+    few = compare.integrated_log_likelihood(dt, num_draws=150)
+    assert few.sizes["chain"] * few.sizes["draw"] <= 150
+    xr.testing.assert_allclose(few, full.sel(draw=few["draw"]), rtol=1e-12)
+    result = compare.loo(dt, num_draws=150)
+    assert result.n_samples == few.sizes["chain"] * few.sizes["draw"]
+    assert abs(result.elpd - compare.loo(dt).elpd) < 2 * result.se / np.sqrt(10)
+
+
+def test_log_integrals_on_several_threads_equal_one_thread():
+    rng = np.random.default_rng(3)
+    n = 2 * aghq.PARALLEL_MIN + 7
+    a, d, s = rng.exponential(1.0, n), rng.integers(0, 6, n).astype(float), np.full(n, 0.3)
+    threaded = aghq.log_integrals(a, d, 0.1, s)
+    single = aghq.log_integrals_kernel(a, d, np.full(n, 0.1), s, *aghq.rule_set("auto"))
+    for x, y in zip(threaded, single, strict=True):
+        np.testing.assert_array_equal(x, y)
