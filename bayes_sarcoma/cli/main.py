@@ -48,11 +48,11 @@ from bayes_sarcoma.cli.console import (
     Console,
 )
 from bayes_sarcoma.cli.console import EXIT_USAGE as EXIT_USAGE
+from bayes_sarcoma.cli.demo import DEMO_DRAWS, DEMO_TUNE, cmd_demo
 from bayes_sarcoma.cli.demo import DEMO_FITS as DEMO_FITS
 from bayes_sarcoma.cli.demo import DEMO_TIMES as DEMO_TIMES
 from bayes_sarcoma.cli.demo import MODIFIER_TARGET_ACCEPT as MODIFIER_TARGET_ACCEPT
 from bayes_sarcoma.cli.demo import QUICK as QUICK
-from bayes_sarcoma.cli.demo import cmd_demo
 from bayes_sarcoma.cli.demo import headline_table as headline_table
 from bayes_sarcoma.cli.demo import write_report as write_report
 from bayes_sarcoma.cli.files import TABLE_SUFFIXES as TABLE_SUFFIXES
@@ -421,10 +421,12 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
 
 
 # -- the parser ------------------------------------------------------------------------------
-def _add_sampler_options(p: argparse.ArgumentParser, *, draws: int = 1000) -> None:
+def _add_sampler_options(
+    p: argparse.ArgumentParser, *, draws: int = 1000, tune: int = 1000
+) -> None:
     g = p.add_argument_group("sampler")
     g.add_argument("--draws", type=int, default=draws, help="draws per chain (default %(default)s)")
-    g.add_argument("--tune", type=int, default=1000, help="tuning steps per chain (%(default)s)")
+    g.add_argument("--tune", type=int, default=tune, help="tuning steps per chain (%(default)s)")
     g.add_argument("--chains", type=int, default=4, help="chains (default %(default)s)")
     g.add_argument(
         "--random-seed", type=int, default=2026, help="random seed (default %(default)s)"
@@ -505,7 +507,7 @@ def _add_demo(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) 
     p.add_argument("--out", "-o", default="out/demo", help="output folder (%(default)s)")
     p.add_argument("--quick", action="store_true", help="2000 patients, 2 x 300 draws (a check)")
     p.add_argument("--no-report", action="store_true", help="skip the HTML report")
-    _add_sampler_options(p)
+    _add_sampler_options(p, draws=DEMO_DRAWS, tune=DEMO_TUNE)
 
 
 def _add_simulate(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

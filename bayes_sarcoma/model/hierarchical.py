@@ -465,12 +465,17 @@ class HierarchicalWeibull:
             max_treedepth=max_treedepth,
             **sampler_kwargs,
         )
-        dt = self._results(out, random_seed, log_likelihood)
+        sampling = {"tune": tune, "target_accept": target_accept, "max_treedepth": max_treedepth}
+        dt = self._results(out, random_seed, log_likelihood, sampling)
         self._check_sampler(dt)
         return dt
 
-    def _results(self, out, random_seed: int, log_likelihood: bool) -> xr.DataTree:
-        """Turn the sampler's output into the results DataTree (DESIGN.md section 4)."""
+    def _results(self, out, random_seed: int, log_likelihood: bool, sampling: dict) -> xr.DataTree:
+        """Turn the sampler's output into the results DataTree (DESIGN.md section 4).
+
+        ``sampling``: the NUTS settings (``tune``, ``target_accept``, ``max_treedepth``),
+        kept in ``attrs`` with the sampler and the seed.
+        """
         plan = self._plan()
         internal = internal_parameters(out.draws, plan.beta_groups, len(self.design.labels))
         attrs = {"engine": self.engine if self.structure_.n_centers else "none"}
@@ -489,6 +494,7 @@ class HierarchicalWeibull:
             "t_ref": self.prepared_.t_ref,
             "center_weight": self.prepared_.center_weight.tolist(),
             "sampler": out.sampler,
+            **sampling,
             "random_seed": random_seed,
             "compile_seconds": out.compile_seconds,
             "sampling_seconds": out.sampling_seconds,
