@@ -7,6 +7,7 @@ registries of one size share one compiled model across the three endpoints.
 from __future__ import annotations
 
 import logging
+import sys
 
 import pytest
 
@@ -14,6 +15,14 @@ import bayes_sarcoma as bs
 
 #: Sampler settings for the shared small fits.
 FAST = dict(draws=300, tune=300, chains=2, progressbar=False)
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Close the figures a test drew (matplotlib warns past 20 open; warnings are errors)."""
+    yield
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
 
 
 def pytest_configure(config):
