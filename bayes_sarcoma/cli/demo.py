@@ -123,13 +123,6 @@ def _p_value(p: float) -> str:
     return "-" if not np.isfinite(p) else (f"{p:.3f}" if p >= 1e-3 else f"{p:.1e}")
 
 
-def _interval(values, ci_prob: float = CI_PROB, fmt: str = "{:.2f}") -> str:
-    lo, med, hi = np.quantile(
-        np.asarray(values).ravel(), [(1 - ci_prob) / 2, 0.5, (1 + ci_prob) / 2]
-    )
-    return f"{fmt.format(med)} ({fmt.format(lo)} to {fmt.format(hi)})"
-
-
 def headline_table(df: pd.DataFrame, fits: dict, settings: argparse.Namespace) -> list[str]:
     """Return the demo's headline: calibration, HRs, standardized contrasts, margin, diagnostics."""
     truth = df.attrs["truth"]
@@ -147,8 +140,8 @@ def headline_table(df: pd.DataFrame, fits: dict, settings: argparse.Namespace) -
         pd.DataFrame(hr_rows).set_index("endpoint").to_string(),
         "",
         "3. Standardized contrasts, expert minus other centres: every registry patient at an "
-        "expert centre vs none, a new centre's effect integrated out",
-        pd.DataFrame(std_rows).set_index("endpoint").to_string(),
+        "expert centre vs none, a new centre's effect integrated out (all posterior draws)",
+        pd.DataFrame(std_rows).set_index("endpoint").T.to_string(),
     ]
     margin = [dt for name, (_, dt) in fits.items() if name.endswith("_margin")]
     if margin:
@@ -201,32 +194,48 @@ def _calibration(df: pd.DataFrame) -> str:
 
 
 def _hazard_ratio_row(name: str, dt: xr.DataTree, truth: dict) -> dict:
-    """Return a main fit's row of the hazard-ratio table, beside the true HR."""
+    """Return a main fit's row of the hazard-ratio table, beside the true HR.
+
+    The cells are the HTML report's (:func:`bayes_sarcoma.report.headline.hazard_ratio_cells`):
+    the same computation, the same digits.
+    """
+    from bayes_sarcoma.report.headline import hazard_ratio_cells
+
     endpoint = name.split("_")[0].upper()
-    beta = dt.posterior["beta"].sel(term=schema.EXPERT)
     t = truth[endpoint]
     return {
         "endpoint": endpoint,
-        f"HR expert ({CI_PROB:.0%} interval)": _interval(np.exp(beta)),
-        "P(HR<1)": f"{float((beta < 0).mean()):.3f}",
+        **hazard_ratio_cells(dt, ci_prob=CI_PROB),
         "true HR": f"{np.exp(t['beta'][schema.EXPERT]):.2f}"
         + ("" if t["exact"] else " (pseudo-true)"),
     }
 
 
 def _standardized_row(name: str, dt: xr.DataTree, df: pd.DataFrame, truth: dict) -> dict:
-    """Return a main fit's standardized contrasts (median and S(60)), beside the truth."""
-    from bayes_sarcoma.predict.standardize import standardized_survival
+    """Return a main fit's standardized contrasts (S(60), median, RMST), beside the truth.
+
+    All posterior draws, and the HTML report's cells
+    (:func:`bayes_sarcoma.report.headline.contrast_cells`), so both agree to the last digit.
+    """
+    from bayes_sarcoma.predict.standardize import standardized_summary, standardized_survival
+    from bayes_sarcoma.report.headline import contrast_cells
 
     endpoint = name.split("_")[0].upper()
-    std = standardized_survival(dt, df, DEMO_TIMES)
+    landmark = max(DEMO_TIMES)
+    std = standardized_survival(dt, df, DEMO_TIMES, horizon=landmark)
+    cells = contrast_cells(
+        standardized_summary(std, ci_prob=CI_PROB),
+        landmark=landmark,
+        horizon=landmark,
+        ci_prob=CI_PROB,
+    )
     s = truth[endpoint]["standardized"]
-    true_diff = s["expert"][60] - s["other"][60]
+    true_diff = s["expert"][landmark] - s["other"][landmark]
+    shown = {k: v for k, v in cells.items() if k.startswith("difference")}
     return {
         "endpoint": endpoint,
-        "median difference, months": _interval(std["median_difference"], fmt="{:.1f}"),
-        "S(60) difference": _interval(std["difference"].sel(time=60.0), fmt="{:+.3f}"),
-        "true S(60) difference": f"{true_diff:+.3f}",
+        **shown,
+        f"true difference at {landmark:g} months": f"{100 * true_diff:.1f} pp",
     }
 
 

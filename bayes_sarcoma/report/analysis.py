@@ -55,6 +55,13 @@ from bayes_sarcoma.predict.standardize import (
     standardized_survival,
 )
 from bayes_sarcoma.report import plots
+from bayes_sarcoma.report.headline import (
+    contrast_cells,
+    cri,
+    format_interval,
+    hazard_ratio_cells,
+)
+from bayes_sarcoma.report.methods import draws_text, methods_text, n_draws, priors_text
 from bayes_sarcoma.simulate.calibration import calibration_table
 
 __all__ = ["DEFAULT_CANDIDATES", "Report", "analysis_report"]
@@ -110,7 +117,7 @@ def analysis_report(
     times: Sequence[float] = (12.0, 24.0, 60.0),
     horizon: float = 60.0,
     ci_prob: float = CI_PROB,
-    num_draws: int | None = 1000,
+    num_draws: int | None = None,
     figures_dir: str | Path | None = None,
     title: str | None = None,
     progressbar: bool = False,
@@ -146,7 +153,8 @@ def analysis_report(
     ci_prob : float
         Probability of every interval.
     num_draws : int or None
-        Posterior draws used for standardized survival (None: all).
+        Posterior draws used for standardized survival (None: all; a number thins
+        evenly within chains, and the report's Methods say so).
     figures_dir : str or Path, optional
         Also write every figure there as PNG.
     title : str, optional
@@ -171,7 +179,7 @@ def analysis_report(
     all_fits, flagged = _fit_all(df, endpoints, candidates, fits, sampler)
     out = _Builder(df, df.attrs.get("truth"), ci_prob, figures_dir)
     sections = _sections(out, endpoints, all_fits, times, horizon, num_draws, sampler)
-    html = _render(_context(out, sections, sampler, fits, title, horizon))
+    html = _render(_context(out, sections, sampler, fits, title, horizon, num_draws))
     path = _write(path, html)
     _warn_flagged(flagged)
     return Report(path, html, out.pngs, sections.tables | out.tables, all_fits)
@@ -210,6 +218,7 @@ class _Sections:
     """The report's computed sections: the main fits, the tables, one entry per endpoint."""
 
     main: dict[str, tuple[Any, xr.DataTree]]
+    all: dict[str, dict[str, tuple[Any, xr.DataTree]]]
     tables: dict[str, pd.DataFrame]
     standardized: list[dict]
     margin: list[dict]
@@ -238,6 +247,7 @@ def _sections(
     out.crude_figure(tuple(schema.ENDPOINTS))
     found = _Sections(
         main=main,
+        all=all_fits,
         tables=tables,
         standardized=[
             out.standardized(e, main[e][1], times, horizon, num_draws) for e in endpoints
@@ -297,9 +307,12 @@ def _context(
     fits: Mapping,
     title: str | None,
     horizon: float,
+    num_draws: int | None,
 ) -> dict[str, Any]:
     """Return the template's context: the text, the HTML tables and the figures."""
     tables = sections.tables
+    fits_by_endpoint = {e: {n: f[1] for n, f in named.items()} for e, named in sections.all.items()}
+    draws_used = _draws_used(sections, num_draws)
     return {
         "title": title or "Does surgery at an expert sarcoma centre lengthen survival?",
         "generated": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
@@ -308,6 +321,8 @@ def _context(
         "simulated": out.truth is not None,
         "settings": _settings_text(sampler, fits),
         "ci_prob_pct": f"{out.ci_prob:.0%}",
+        "cri": cri(out.ci_prob),
+        "draws": draws_used,
         "headline": _html(tables["headline"], index=True),
         "table1": _html(tables["table1"]),
         "outcomes": _html(tables["outcomes"]),
@@ -318,10 +333,40 @@ def _context(
         "diagnostics": sections.diagnostics,
         "ppc": sections.checks,
         "comparison": sections.comparisons,
+        "no_comparison": [
+            e for e in sections.main if e not in {c["endpoint"] for c in sections.comparisons}
+        ],
         "centres": sections.centres,
         "thresholds": sections.diagnostics[0]["thresholds"] if sections.diagnostics else {},
-        "methods": _methods(out.ci_prob, horizon),
+        "methods": methods_text(
+            ci_prob=out.ci_prob,
+            horizon=horizon,
+            draws_used=draws_used,
+            priors=priors_text(fits_by_endpoint),
+        ),
     }
+
+
+def _draws_used(sections: _Sections, num_draws: int | None) -> dict[str, str]:
+    """Return, per computation of the report, how many posterior draws it used (per fit)."""
+
+    def per_fit(texts: dict[str, str]) -> str:
+        if len(set(texts.values())) == 1:
+            return next(iter(texts.values())) + " of each main fit"
+        return "; ".join(f"{e}: {t}" for e, t in texts.items())
+
+    main = {e: dt for e, (_, dt) in sections.main.items()}
+    used = {
+        "standardized survival": per_fit({e: draws_text(dt, num_draws) for e, dt in main.items()}),
+        "posterior predictive checks": per_fit(
+            {e: draws_text(dt, ppc.NUM_DRAWS) for e, dt in main.items()}
+        ),
+    }
+    if sections.comparisons:
+        used["PSIS-LOO and leave-centre-out"] = "; ".join(
+            f"{c['endpoint']}: {c['loo_draws']} per model" for c in sections.comparisons
+        )
+    return used
 
 
 def _write(path: str | Path, html: str) -> Path:
@@ -378,11 +423,22 @@ def _fit_all(df, endpoints, candidates, given, fit_kwargs):
 
 # -- formatting --------------------------------------------------------------------------------
 def _html(table: pd.DataFrame, *, index: bool = False) -> str:
-    return table.to_html(classes="t", border=0, index=index, na_rep="", escape=True)
+    """Return ``table`` as HTML with one header row: the index, when shown, is a column.
+
+    pandas writes a named index (or a MultiIndex) as a second, mostly empty header row;
+    moving the index into the columns leaves one header row and no empty header cells.
+    """
+    if index:
+        names = [n or "" for n in table.index.names]
+        table = table.reset_index(names=names if len(names) > 1 or names[0] else [""])
+    table = table.copy()
+    table.columns = [
+        " ".join(map(str, c)).strip() if isinstance(c, tuple) else str(c) for c in table.columns
+    ]
+    return table.to_html(classes="t", border=0, index=False, na_rep="", escape=True)
 
 
-def _interval(median: float, lower: float, upper: float, digits: int = 2) -> str:
-    return f"{median:.{digits}f} ({lower:.{digits}f} to {upper:.{digits}f})"
+_interval = format_interval
 
 
 def _pct(value: float) -> str:
@@ -497,19 +553,19 @@ class _Builder:
     def hazard_ratios(self, main) -> pd.DataFrame:
         cols = {}
         for endpoint, (_, dt) in main.items():
-            hr = effects.hazard_ratios(dt, ci_prob=self.ci_prob)
-            cols[f"{endpoint} HR"] = [
-                _interval(r["median"], r["lower"], r["upper"]) for _, r in hr.iterrows()
+            hr = plots.hazard_ratios_per_unit(dt, ci_prob=self.ci_prob)
+            cols[f"{endpoint} HR, {cri(self.ci_prob)}"] = [
+                format_interval(r["median"], r["lower"], r["upper"]) for _, r in hr.iterrows()
             ]
             cols[f"{endpoint} P(HR<1)"] = [f"{p:.3f}" for p in hr["prob_lt_1"]]
             if self.truth is not None:
                 beta = self.truth[endpoint]["beta"]
                 cols[f"{endpoint} true"] = [
-                    f"{np.exp(beta[t]):.2f}" if t in beta else "" for t in hr.index
+                    f"{np.exp(beta[t] * k):.2f}" if t in beta else ""
+                    for t, k in zip(hr.index, hr["per"], strict=True)
                 ]
-            index = hr.index
-        table = pd.DataFrame(cols, index=index)
-        table.index.name = "term"
+            index = [plots.term_label(t) for t in hr.index]
+        table = pd.DataFrame(cols, index=pd.Index(index, name="term"))
         fig = plots.plot_hazard_ratio_forest(
             {e: dt for e, (_, dt) in main.items()}, ci_prob=self.ci_prob
         )
@@ -522,6 +578,7 @@ class _Builder:
         grid = np.unique(np.concatenate([np.linspace(0, min(t_max, 120.0), 49), times]))
         std = standardized_survival(dt, self.df, grid, horizon=horizon, num_draws=num_draws)
         summary = standardized_summary(std, ci_prob=self.ci_prob)
+        label = f"difference, {cri(self.ci_prob)}"
         rows = []
         for t in times:
             at = summary[summary.time == t].set_index("quantity")
@@ -529,9 +586,7 @@ class _Builder:
                 "quantity": f"survival at {t:g} months",
                 "expert centre": _pct(at.loc["treated", "median"]),
                 "other centre": _pct(at.loc["control", "median"]),
-                "difference": _interval(
-                    *(100 * at.loc["difference", ["median", "lower", "upper"]]), 1
-                )
+                label: _interval(*(100 * at.loc["difference", ["median", "lower", "upper"]]), 1)
                 + " pp",
             }
             if self.truth is not None:
@@ -539,14 +594,12 @@ class _Builder:
                 row["true difference"] = "" if e is None else f"{100 * (e - o):.1f} pp"
             rows.append(row)
         rest = summary[summary.time.isna()].set_index("quantity")
-        for name, label in (("median", "median (months)"), ("rmst", f"RMST to {horizon:g} months")):
+        for name, what in (("median", "median (months)"), ("rmst", f"RMST to {horizon:g} months")):
             row = {
-                "quantity": label,
+                "quantity": what,
                 "expert centre": f"{rest.loc[f'{name}_treated', 'median']:.1f}",
                 "other centre": f"{rest.loc[f'{name}_control', 'median']:.1f}",
-                "difference": _interval(
-                    *rest.loc[f"{name}_difference", ["median", "lower", "upper"]], 1
-                )
+                label: _interval(*rest.loc[f"{name}_difference", ["median", "lower", "upper"]], 1)
                 + " months",
             }
             rows.append(row)
@@ -567,41 +620,35 @@ class _Builder:
                 "patients": table["n_patients"].map(lambda v: f"{v:,.0f}"),
                 "expert": table["n_treated"].map(lambda v: f"{v:,.0f}"),
                 "events": table["n_events"].map(lambda v: f"{v:,.0f}"),
-                f"expert HR ({self.ci_prob:.0%} CrI)": [
+                f"expert HR, {cri(self.ci_prob)}": [
                     _interval(r["median"], r["lower"], r["upper"]) for _, r in table.iterrows()
                 ],
                 "P(HR<1)": table["prob_lt_1"].map(lambda p: f"{p:.3f}"),
             },
             index=table.index,
         )
-        fig = effects.plot_effect_by_modifier(dt, ci_prob=self.ci_prob)
+        fig = plots.legend_below(effects.plot_effect_by_modifier(dt, ci_prob=self.ci_prob))
         uri = self.figure(f"effect_by_margin_{endpoint}", fig)
         return {"endpoint": endpoint, "table": _html(shown, index=True), "figure": uri}
 
     # Checks --------------------------------------------------------------------------------
     def diagnostics(self, endpoint, dt, others: Mapping[str, xr.DataTree]) -> dict:
         result = fit_diagnosis(dt)
+        p_values, alpha = plots.rank_test(dt)
+        flagged = {k: p for k, p in p_values.items() if p < alpha}
         other_results = {name: fit_diagnosis(other) for name, other in others.items()}
         self.tables[f"diagnostics_{endpoint}"] = result.table
-        table = result.table.assign(
-            **{
-                c: result.table[c].map(lambda v: "" if pd.isna(v) else f"{v:.4g}")
-                for c in ("mean", "sd", "mcse_mean", "mcse_sd")
-            },
-            ess_bulk=result.table["ess_bulk"].map(lambda v: f"{v:.0f}"),
-            ess_tail=result.table["ess_tail"].map(lambda v: f"{v:.0f}"),
-            r_hat=result.table["r_hat"].map(lambda v: f"{v:.3f}"),
-            rhat_limit=result.table["rhat_limit"].map(lambda v: f"{v:.3f}"),
-            ok=result.table["ok"].map({True: "yes", False: "NO"}),
-        )
-        chains = result.chains.map(lambda v: f"{v:.3g}" if isinstance(v, float) else v)
+        self.tables[f"rank_test_{endpoint}"] = pd.Series(p_values, name="p").to_frame()
         uri = self.figure(f"rank_{endpoint}", plots.plot_trace_rank(dt))
         return {
             "endpoint": endpoint,
-            "ok": result.ok,
-            "messages": result.messages,
-            "table": _html(table),
-            "chains": _html(chains.reset_index()),
+            "ok": result.ok and not flagged,
+            "verdict": _verdict(result.ok, flagged, alpha),
+            "messages": result.messages + _rank_messages(p_values, flagged, alpha),
+            "table": _html(_diagnostics_table(result.table)),
+            "chains": _html(
+                result.chains.map(lambda v: f"{v:.3g}" if isinstance(v, float) else v), index=True
+            ),
             "figure": uri,
             "thresholds": result.thresholds,
             "result": result,
@@ -617,11 +664,13 @@ class _Builder:
         table = check.table(times)
         self.tables[f"ppc_{endpoint}"] = table
         shown = table.copy()
+        lo, hi = (1 - self.ci_prob) / 2, (1 + self.ci_prob) / 2
         for col in shown.columns:
             if col.startswith(("S_", "coverage")):
                 shown[col] = shown[col].map(_pct)
             elif col.startswith("p("):
-                shown[col] = shown[col].map(lambda v: f"{v:.2f}")
+                shown[col] = shown[col].map(lambda v: f"{v:.2f}" + (" *" * (not lo <= v <= hi)))
+        shown = shown.rename(columns={"coverage": f"inside the {self.ci_prob:.0%} band"})
         fig = plots.plot_km_check(check, title=f"{endpoint}: observed Kaplan-Meier vs replicates")
         uri = self.figure(f"ppc_km_{endpoint}", fig)
         return {
@@ -650,21 +699,101 @@ class _Builder:
             "figure": uri,
             "best": loo.best,
             "best_lco": lco.best,
+            "loo_draws": _loo_draws(loo, dts),
         }
 
     def centres(self, endpoint, dt) -> dict:
         profile = centers.center_profile(dt, ci_prob=self.ci_prob)
         self.tables[f"centres_{endpoint}"] = profile
+        shown, rest = centers.caterpillar_rows(profile)
+        caterpillar = centers.plot_caterpillar(
+            profile, title=f"{endpoint}: centres' hazard ratios vs a typical centre (shrunken)"
+        )
+        funnel = centers.plot_funnel(
+            profile, title=f"{endpoint}: funnel plot, raw O/E and shrunken hazard ratios"
+        )
         return {
             "endpoint": endpoint,
-            "caterpillar": self.figure(
-                f"caterpillar_{endpoint}",
-                centers.plot_caterpillar(profile, title=f"{endpoint}: centre effects"),
-            ),
-            "funnel": self.figure(
-                f"funnel_{endpoint}", centers.plot_funnel(profile, title=f"{endpoint}: funnel plot")
-            ),
+            "n_shown": len(shown),
+            "n_rest": len(rest),
+            "threshold": f"{profile.attrs['threshold']:g}",
+            "table": _html(_centre_table(shown, self.ci_prob), index=True),
+            "caterpillar": self.figure(f"caterpillar_{endpoint}", caterpillar),
+            "funnel": self.figure(f"funnel_{endpoint}", funnel),
         }
+
+
+def _diagnostics_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Format diagnose()'s table: 4 significant digits, whole ESS, R-hat to 3 decimals."""
+    return table.assign(
+        **{
+            c: table[c].map(lambda v: "" if pd.isna(v) else f"{v:.4g}")
+            for c in ("mean", "sd", "mcse_mean", "mcse_sd")
+        },
+        ess_bulk=table["ess_bulk"].map(lambda v: f"{v:.0f}"),
+        ess_tail=table["ess_tail"].map(lambda v: f"{v:.0f}"),
+        r_hat=table["r_hat"].map(lambda v: f"{v:.3f}"),
+        rhat_limit=table["rhat_limit"].map(lambda v: f"{v:.3f}"),
+        ok=table["ok"].map({True: "yes", False: "NO"}),
+    )
+
+
+def _verdict(ok: bool, flagged: Mapping[str, float], alpha: float) -> str:
+    """Return the diagnostics verdict, agreeing with the rank plots' test."""
+    if not ok:
+        return "PROBLEMS"
+    if flagged:
+        names = ", ".join(f"{k} (p = {p:.3f})" for k, p in flagged.items())
+        return f"CHECK: R-hat and ESS pass, but the rank test flags {names} at < {alpha:g}"
+    return "OK"
+
+
+def _rank_messages(p_values: Mapping[str, float], flagged: Mapping, alpha: float) -> list[str]:
+    """Return the rank test's sentence for the diagnostics list."""
+    if flagged:
+        return [
+            f"The multi-chain rank test (beside each rank plot) finds the chains' ranks "
+            f"non-uniform for {', '.join(flagged)} (p < {alpha:g}): the chains disagree there; "
+            "run longer chains before trusting its tails."
+        ]
+    low = min(p_values.values(), default=1.0)
+    return [
+        f"The multi-chain rank test passes for every key parameter (lowest p = {low:.2f}, "
+        f"flagged below {alpha:g})."
+    ]
+
+
+def _loo_draws(comparison, dts: Mapping[str, xr.DataTree]) -> str:
+    """Return how many posterior draws PSIS-LOO used: the comparison's count, when it has one."""
+    total = max(n_draws(dt) for dt in dts.values())
+    used = getattr(comparison, "num_draws", None)
+    if used is None or int(used) >= total:
+        return f"all {total} posterior draws"
+    return f"{int(used)} of the {total} posterior draws (thinned)"
+
+
+def _centre_table(shown: pd.DataFrame, ci_prob: float) -> pd.DataFrame:
+    """Format the caterpillar's centres: O, E, O/E, the shrunken HR and P(HR > threshold)."""
+    threshold = shown.attrs.get("threshold", centers.THRESHOLD)
+    out = pd.DataFrame(
+        {
+            "patients": shown["n_patients"].map(lambda v: f"{v:,.0f}"),
+            "events (O)": shown["n_events"].map(lambda v: f"{v:,.0f}"),
+            "expected (E)": shown["expected"].map(lambda v: f"{v:.1f}"),
+            "O/E": shown["o_e"].map(lambda v: f"{v:.2f}"),
+            f"HR vs typical centre, {cri(ci_prob)}": [
+                _interval(r["ratio"], r["ratio_lower"], r["ratio_upper"])
+                for _, r in shown.iterrows()
+            ],
+            f"P(HR > {threshold:g})": shown["p_above"].map(lambda v: f"{v:.2f}"),
+            f"P(HR < 1/{threshold:g})": shown["p_below"].map(lambda v: f"{v:.2f}"),
+        },
+        index=shown.index,
+    )
+    treatment = shown.attrs.get("treatment")
+    if treatment in shown:
+        out.insert(0, "expert", shown[treatment].map(lambda v: "yes" if v else ""))
+    return out
 
 
 def _true_standardized(truth: dict, t: float) -> tuple[float | None, float | None]:
@@ -700,61 +829,38 @@ def _data_summary(df: pd.DataFrame, main) -> dict:
     }
 
 
+#: The headline's cell where only one model was fitted for an endpoint.
+NO_COMPARISON = "one model fitted: no comparison"
+
+
 def _headline(endpoints, main, standardized, diagnostics, checks, comparisons, truth, ctx):
-    """One column per endpoint: the effect, the standardized contrasts and the checks."""
-    ci_prob, landmark, horizon, follow_up = (
-        ctx["ci_prob"],
-        ctx["landmark"],
-        ctx["horizon"],
-        ctx["follow_up"],
-    )
+    """One column per endpoint: the effect, the standardized contrasts and the checks.
+
+    The hazard ratio and contrast cells come from :mod:`bayes_sarcoma.report.headline`,
+    the same functions as the demo's ``headline.txt``.
+    """
+    ci_prob, landmark, horizon = ctx["ci_prob"], ctx["landmark"], ctx["horizon"]
     best = {c["endpoint"]: c["best"] for c in comparisons}
     columns = {}
     for k, endpoint in enumerate(endpoints):
-        _, dt = main[endpoint]
-        hr = effects.hazard_ratios(dt, ci_prob=ci_prob).loc[schema.EXPERT]
         summary = standardized[k]["summary"]
-        at = summary[summary.time == landmark].set_index("quantity")
+        col = hazard_ratio_cells(main[endpoint][1], ci_prob=ci_prob) | contrast_cells(
+            summary, landmark=landmark, horizon=horizon, ci_prob=ci_prob
+        )
         rest = summary[summary.time.isna()].set_index("quantity")
         medians = rest.loc[["median_treated", "median_control"], "median"]
-        beyond = bool((medians > follow_up[endpoint]).any())
-        col = {
-            f"expert HR ({ci_prob:.0%} CrI)": _interval(hr["median"], hr["lower"], hr["upper"]),
-            "P(HR < 1)": f"{hr['prob_lt_1']:.3f}",
-            f"survival at {landmark:g} months, expert": _pct(at.loc["treated", "median"]),
-            f"survival at {landmark:g} months, other": _pct(at.loc["control", "median"]),
-            f"difference at {landmark:g} months": _interval(
-                *(100 * at.loc["difference", ["median", "lower", "upper"]]), 1
-            )
-            + " pp",
-            "difference in median (months)": _interval(
-                *rest.loc["median_difference", ["median", "lower", "upper"]], 1
-            )
-            + (" *" if beyond else ""),
-            f"difference in RMST to {horizon:g} months": _interval(
-                *rest.loc["rmst_difference", ["median", "lower", "upper"]], 1
-            )
-            + " months",
-            "sampling diagnostics": ("OK" if diagnostics[k]["ok"] else "PROBLEMS")
-            + (
-                f" (other models: problems in {', '.join(diagnostics[k]['others_flagged'])})"
-                if diagnostics[k]["others_flagged"]
-                else ""
-            ),
-            "observed KM inside the predictive band": _pct(checks[k]["check"].coverage()["all"])
-            + " of times",
-        }
-        if endpoint in best:
-            col["best model (PSIS-LOO)"] = best[endpoint]
+        if bool((medians > ctx["follow_up"][endpoint]).any()):
+            col[f"difference in median survival time, {cri(ci_prob)}"] += " *"
+        others = diagnostics[k]["others_flagged"]
+        col["sampling diagnostics"] = diagnostics[k]["verdict"] + (
+            f" (other models: problems in {', '.join(others)})" if others else ""
+        )
+        col[f"observed KM inside the {ci_prob:.0%} predictive band"] = (
+            _pct(checks[k]["check"].coverage()["all"]) + " of times"
+        )
+        col["best model (PSIS-LOO)"] = best.get(endpoint, NO_COMPARISON)
         if truth is not None:
-            t = truth[endpoint]
-            col["true expert HR"] = f"{np.exp(t['beta'][schema.EXPERT]):.2f}" + (
-                "" if t.get("exact") else " (pseudo-true)"
-            )
-            e, o = _true_standardized(t, landmark)
-            col[f"true difference at {landmark:g} months"] = (
-                "" if e is None else f"{100 * (e - o):.1f} pp"
-            )
+            col |= _truth_cells(truth[endpoint], landmark)
         columns[endpoint] = col
     table = pd.DataFrame(columns)
     table.columns.name = None
@@ -762,23 +868,14 @@ def _headline(endpoints, main, standardized, diagnostics, checks, comparisons, t
     return table
 
 
-def _methods(ci_prob: float, horizon: float) -> str:
-    return (
-        "Weibull proportional-hazards model, h(t) = alpha t^(alpha-1) exp(eta), with a "
-        "normal random intercept per centre (non-centred where centres are small), fitted "
-        "by NUTS (nutpie) with the package's weakly informative default priors; continuous "
-        "covariates standardised for sampling and reported per year of age and per cm. "
-        "The expert-centre effect is a centre-level attribute, identified between centres. "
-        f"Intervals are equal-tailed {ci_prob:.0%} posterior intervals. Standardized survival: "
-        "g-computation over the registry's covariates with a new centre's effect integrated "
-        f"out (Gauss-Hermite); RMST to {horizon:g} months. Posterior predictive checks "
-        "censor replicated times at each patient's censoring time (for patients with an "
-        "event, drawn from the reverse Kaplan-Meier estimate beyond their event time, "
-        "assuming censoring independent of the covariates). Model comparison: PSIS-LOO "
-        "(arviz-stats) with the centre effect integrated out by adaptive Gauss-Hermite "
-        "quadrature (exact leave-one-out predictive within a centre), and leave-centre-out "
-        "PSIS with a new centre's effect integrated out."
-    )
+def _truth_cells(t: dict, landmark: float) -> dict[str, str]:
+    """Return the simulator's expert HR and standardized difference at ``landmark``."""
+    e, o = _true_standardized(t, landmark)
+    return {
+        "true expert HR": f"{np.exp(t['beta'][schema.EXPERT]):.2f}"
+        + ("" if t.get("exact") else " (pseudo-true)"),
+        f"true difference at {landmark:g} months": "" if e is None else f"{100 * (e - o):.1f} pp",
+    }
 
 
 def _render(context: dict) -> str:

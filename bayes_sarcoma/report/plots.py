@@ -1,9 +1,11 @@
 """Figures of a fit's checks and results, saved as PNG (Matplotlib; arviz-plots where it has them).
 
 - :func:`plot_trace_rank`: per-chain densities with rank ECDF (or trace) plots of the key
-  parameters (:func:`arviz_plots.plot_rank_dist` / :func:`arviz_plots.plot_trace_dist`).
+  parameters (:func:`arviz_plots.plot_rank_dist` / :func:`arviz_plots.plot_trace_dist`),
+  each rank panel labelled with its multi-chain rank test (:func:`rank_test`).
 - :func:`plot_hazard_ratio_forest`: hazard ratios of every term across endpoints
-  (LRFS, RFS, OS) in one forest, on a log axis.
+  (LRFS, RFS, OS) in one forest, on a log axis, continuous terms per clinically
+  meaningful unit (:data:`HR_UNITS`, :func:`hazard_ratios_per_unit`).
 - :func:`plot_km_check`: observed Kaplan-Meier curves in their posterior predictive bands
   (:func:`bayes_sarcoma.checks.ppc.km_check`), one panel per stratum.
 - :func:`plot_ppc_censored`: arviz-plots' censored posterior predictive check on a fit.
@@ -22,25 +24,35 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from bayes_sarcoma._defaults import CI_PROB
 from bayes_sarcoma.checks.ppc import add_posterior_predictive
 from bayes_sarcoma.predict.effects import hazard_ratios, log_axis
-from bayes_sarcoma.predict.survival import model_spec, time_label
+from bayes_sarcoma.predict.survival import draws, model_spec, summarize, time_label
 
 __all__ = [
+    "HR_UNITS",
+    "hazard_ratios_per_unit",
     "key_parameters",
+    "legend_below",
     "plot_hazard_ratio_forest",
     "plot_km_check",
     "plot_model_comparison",
     "plot_ppc_censored",
     "plot_trace_rank",
+    "rank_test",
     "save_figure",
+    "term_label",
 ]
 
 #: Endpoint colours, fixed so that every figure of a report agrees.
 ENDPOINT_COLORS = {"LRFS": "C0", "RFS": "C1", "OS": "C2"}
+#: Continuous terms' hazard ratios per a clinically meaningful unit: term -> (units, words).
+#: Per year of age or per cm the ratios round to 1.02 (1.02 to 1.02); per 10 years and per
+#: 5 cm they and their intervals read at two decimals.
+HR_UNITS = {"age": (10.0, "per 10 years"), "tumor_size_cm": (5.0, "per 5 cm")}
 
 
 def save_figure(fig, path: str | Path | None, *, dpi: int = 120):
@@ -82,7 +94,167 @@ def key_parameters(dt: xr.DataTree) -> tuple[list[str], dict]:
     return names, coords
 
 
+def term_label(term: str, units: Mapping[str, tuple[float, str]] = HR_UNITS) -> str:
+    """Return a term's label with its unit, e.g. ``"age (per 10 years)"``.
+
+    Examples
+    --------
+    >>> term_label("age"), term_label("expert_center")
+    ('age (per 10 years)', 'expert_center')
+    """
+    return f"{term} ({units[term][1]})" if term in units else term
+
+
+def hazard_ratios_per_unit(
+    dt: xr.DataTree,
+    *,
+    ci_prob: float = CI_PROB,
+    units: Mapping[str, tuple[float, str]] = HR_UNITS,
+) -> pd.DataFrame:
+    """Return :func:`~bayes_sarcoma.predict.effects.hazard_ratios` with continuous terms rescaled.
+
+    A term of ``units`` gets the hazard ratio of ``units[term][0]`` units of its column,
+    ``exp(k * beta)``, summarised from the draws like every other row; the other rows are
+    :func:`~bayes_sarcoma.predict.effects.hazard_ratios`'s, unchanged.
+
+    Parameters
+    ----------
+    dt : xarray.DataTree
+        A fit.
+    ci_prob : float
+        Probability of the equal-tailed interval.
+    units : mapping
+        Term -> (units, words), default :data:`HR_UNITS`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``term``; columns ``mean``, ``median``, ``lower``, ``upper``, ``prob_lt_1``,
+        ``log_hr_mean``, ``log_hr_sd`` and ``per`` (the units of each row, 1 if unscaled).
+
+    Examples
+    --------
+    >>> hazard_ratios_per_unit(dt).loc["age", ["median", "per"]]  # doctest: +SKIP
+    """
+    table = hazard_ratios(dt, ci_prob=ci_prob)
+    table["per"] = 1.0
+    beta = draws(dt)["beta"]
+    for term, (k, _) in units.items():
+        if term not in table.index:
+            continue
+        log_hr = k * beta.sel(term=term, drop=True)
+        row = summarize(np.exp(log_hr), ci_prob=ci_prob).iloc[0]
+        table.loc[term, ["mean", "median", "lower", "upper"]] = row[
+            ["mean", "median", "lower", "upper"]
+        ].to_numpy(float)
+        table.loc[term, ["log_hr_mean", "log_hr_sd", "per"]] = (
+            float(log_hr.mean()),
+            float(log_hr.std()),
+            k,
+        )
+    return table
+
+
+def legend_below(fig, *, ncol: int = 3):
+    """Move the legends of ``fig``'s axes below the axes, where they hide no data; return fig.
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> fig, ax = plt.subplots(); _ = ax.plot([0, 1], label="a"); _ = ax.legend()
+    >>> legend_below(fig) is fig
+    True
+    """
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        if legend is None:
+            continue
+        handles, labels = legend.legend_handles, [t.get_text() for t in legend.get_texts()]
+        legend.remove()
+        ax.legend(
+            handles,
+            labels,
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.22),
+            ncol=ncol,
+            fontsize=8,
+            frameon=False,
+        )
+    return fig
+
+
 # -- convergence -------------------------------------------------------------------------------
+def rank_test(
+    dt: xr.DataTree, *, var_names: Sequence[str] | None = None, coords: Mapping | None = None
+) -> tuple[dict[str, float], float]:
+    """Return the multi-chain rank uniformity test's p-value per key parameter, and alpha.
+
+    The test :func:`arviz_plots.plot_rank_dist` draws beside each rank plot
+    (``azstats.mchain_uniformity_test`` on the fractional ranks; Tesso et al. 2026): a
+    p-value below alpha (``1 - rcParams["stats.envelope_prob"]``, 0.01) says that the
+    chains' ranks are not uniform, i.e. the chains disagree.
+
+    Parameters
+    ----------
+    dt : xarray.DataTree
+        A fit.
+    var_names, coords : optional
+        Variables and coordinates (default :func:`key_parameters`).
+
+    Returns
+    -------
+    p_values : dict
+        Parameter label (``"beta[expert_center]"`` for a coordinate) -> p-value.
+    alpha : float
+        The test's level.
+
+    Examples
+    --------
+    >>> p_values, alpha = rank_test(dt)  # doctest: +SKIP
+    """
+    import arviz_stats  # noqa: F401  (registers the azstats accessor)
+    from arviz_base import rcParams
+
+    names, default_coords = key_parameters(dt)
+    ds = dt["posterior"].dataset[list(var_names or names)]
+    ds = ds.sel({k: v for k, v in dict(default_coords if coords is None else coords).items()})
+    ranks = ds.azstats.compute_ranks(dim=["chain", "draw"], relative=True)
+    p_values, _, _ = ranks.azstats.mchain_uniformity_test(dim=["chain", "draw"])
+    out = {}
+    for name, da in p_values.data_vars.items():
+        if da.ndim == 0:
+            out[str(name)] = float(da)
+            continue
+        for idx, value in da.to_series().items():
+            key = ",".join(map(str, idx)) if isinstance(idx, tuple) else str(idx)
+            out[f"{name}[{key}]"] = float(value)
+    return out, 1.0 - float(rcParams["stats.envelope_prob"])
+
+
+def _label_rank_tests(fig, p_values: Mapping[str, float], alpha: float) -> None:
+    """Replace arviz-plots' bare ``p=..`` texts by labelled rank-test results on every panel."""
+    for ax in fig.axes:
+        for text in list(ax.texts):
+            if text.get_text().startswith("p="):
+                text.remove()
+    rank_axes = [ax for ax in fig.axes if ax.get_ylabel()]
+    for ax in rank_axes:
+        name = ax.get_ylabel()
+        p = p_values.get(name, next((v for k, v in p_values.items() if k.startswith(name)), None))
+        if p is None:
+            continue
+        flagged = p < alpha
+        ax.text(
+            0.01,
+            0.97,
+            f"rank test p = {p:.2f}: " + (f"chains differ (< {alpha:g})" if flagged else "passes"),
+            transform=ax.transAxes,
+            va="top",
+            fontsize=7,
+            color="C3" if flagged else "0.25",
+        )
+
+
 def plot_trace_rank(
     dt: xr.DataTree,
     *,
@@ -127,14 +299,16 @@ def plot_trace_rank(
     else:
         raise ValueError(f"kind={kind!r}: choose 'rank' or 'trace'")
     fig = _figure(pc)
+    what = "traces"
+    if kind == "rank":
+        p_values, alpha = rank_test(dt, var_names=var_names, coords=coords)
+        _label_rank_tests(fig, p_values, alpha)
+        what = (
+            "rank ECDF differences: chains agree when these stay flat and together\n"
+            f"(multi-chain rank test: p below {alpha:g} flags disagreeing chains)"
+        )
     fig.suptitle(
-        "Per-chain posterior densities (one line style per chain) and "
-        + (
-            "rank ECDF differences: chains agree when these stay flat and together"
-            if kind == "rank"
-            else "traces"
-        ),
-        fontsize=10,
+        "Per-chain posterior densities (one line style per chain) and " + what, fontsize=10
     )
     return save_figure(fig, path)
 
@@ -175,8 +349,8 @@ def plot_hazard_ratio_forest(
 
     if not fits:
         raise ValueError("give at least one fit")
-    tables = {name: hazard_ratios(dt, ci_prob=ci_prob) for name, dt in fits.items()}
-    inner = {name: hazard_ratios(dt, ci_prob=0.5) for name, dt in fits.items()}
+    tables = {name: hazard_ratios_per_unit(dt, ci_prob=ci_prob) for name, dt in fits.items()}
+    inner = {name: hazard_ratios_per_unit(dt, ci_prob=0.5) for name, dt in fits.items()}
     terms = list(terms or next(iter(tables.values())).index)
     n_fits = len(fits)
     fig, ax = plt.subplots(figsize=(7.5, 0.32 * len(terms) * n_fits + 1.6), constrained_layout=True)
@@ -190,14 +364,14 @@ def plot_hazard_ratio_forest(
         ax.hlines(y, rows50["lower"], rows50["upper"], color=color, linewidth=3.5)
         ax.plot(rows["median"], y, "o", color=color, markersize=4, label=name)
     ax.axvline(1.0, color="grey", linestyle="--", linewidth=0.8)
-    ax.set_yticks(base + (n_fits - 1) / 2, terms)
+    ax.set_yticks(base + (n_fits - 1) / 2, [term_label(t) for t in terms])
     log_axis(ax, "x")
     ax.set_xlabel(
-        f"hazard ratio (log scale): median, 50% and {ci_prob:.0%} intervals; < 1 means lower "
-        "hazard\n(continuous terms per unit of their column: per year of age, per cm)"
+        f"hazard ratio (log scale): median, 50% and {ci_prob:.0%} credible intervals; < 1 means "
+        "lower hazard\n(age per 10 years, tumour size per 5 cm)"
     )
     ax.set_title("Adjusted hazard ratios by endpoint")
-    ax.legend(title="endpoint", loc="best", fontsize=8)
+    ax.legend(title="endpoint", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     return save_figure(fig, path)
 
 

@@ -2,6 +2,7 @@
 
 import base64
 import fnmatch
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -17,6 +18,7 @@ from conftest import FAST
 
 import bayes_sarcoma as bs
 from bayes_sarcoma.checks import compare
+from bayes_sarcoma.inference.diagnose import fit_diagnosis
 from bayes_sarcoma.predict import effects
 from bayes_sarcoma.report.analysis import analysis_report
 
@@ -54,7 +56,6 @@ def report(tmp_path_factory, registry_small, os_model_and_fit):
             fits={"OS": os_model_and_fit},
             random_seed=5,
             figures_dir=folder / "figures",
-            num_draws=200,
             **settings,
         )
     pd.testing.assert_frame_equal(registry_small, before)
@@ -86,7 +87,7 @@ def test_the_report_shows_the_fits_numbers(report, os_model_and_fit, registry_sm
     hr = effects.hazard_ratios(dt, ci_prob=0.95).loc["expert_center"]
     headline = report.tables["headline"]
     assert list(headline.columns) == ["OS"]
-    cell = headline.loc["expert HR (95% CrI)", "OS"]
+    cell = headline.loc["expert HR, median (95% CrI)", "OS"]
     assert cell == f"{hr['median']:.2f} ({hr['lower']:.2f} to {hr['upper']:.2f})"
     assert cell in html
     assert headline.loc["P(HR < 1)", "OS"] == f"{hr['prob_lt_1']:.3f}"
@@ -143,6 +144,7 @@ def test_a_report_from_given_candidate_fits_fits_nothing(
         random_seed=5,
         num_draws=200,
     )
+    assert "200 of the 600 posterior draws (thinned evenly within chains)" in again.html
     for name in ("weibull", "expert x margin"):
         assert again.fits["OS"][name][1] is report.fits["OS"][name][1]
     pd.testing.assert_frame_equal(
@@ -164,3 +166,191 @@ def test_the_templates_are_package_data():
     for path in templates:
         name = path.relative_to(package).as_posix()
         assert any(fnmatch.fnmatch(name, p) for p in patterns), name
+
+
+# -- the review of the demo's report (issue: verdicts, intervals, thinning, priors ...) --------
+INTERVAL = re.compile(r"-?\d+\.\d+ \(-?\d+\.\d+ to -?\d+\.\d+\)")
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory, registry_small, os_model_and_fit):
+    """A report of one given fit and nothing else: no comparison, thinned standardization."""
+    folder = tmp_path_factory.mktemp("single")
+    with pytest.warns(bs.SamplerWarning):
+        return analysis_report(
+            registry_small,
+            folder / "report.html",
+            endpoints=("OS",),
+            candidates=("weibull",),
+            fits={"OS": os_model_and_fit},
+            random_seed=5,
+            num_draws=100,
+        )
+
+
+def _tables(html):
+    return re.findall(r"<table.*?</table>", html, flags=re.DOTALL)
+
+
+def test_every_table_with_intervals_states_their_level(report):
+    tables = [t for t in _tables(report.html) if INTERVAL.search(t)]
+    assert len(tables) >= 5  # headline, hazard ratios, standardized, margin, centres
+    for table in tables:
+        head = re.search(r"<thead>.*?</thead>", table, flags=re.DOTALL).group(0)
+        body = re.sub(r"<[^>]+>", " ", table)
+        assert "95% CrI" in head or "95% CrI" in body, table[:300]
+
+
+def test_tables_have_one_header_row_and_no_empty_header_cells_but_the_corner(report):
+    for table in _tables(report.html):
+        head = re.search(r"<thead>(.*?)</thead>", table, flags=re.DOTALL).group(1)
+        assert head.count("<tr") == 1, head
+        cells = re.findall(r"<th[^>]*>(.*?)</th>", head, flags=re.DOTALL)
+        assert all(c.strip() for c in cells[1:]), cells
+
+
+def test_the_headline_and_the_demo_give_the_same_numbers(report, os_model_and_fit, registry_small):
+    from bayes_sarcoma.cli import demo
+
+    _, dt = os_model_and_fit
+    truth = registry_small.attrs["truth"]
+    headline = report.tables["headline"]["OS"]
+    hr = demo._hazard_ratio_row("os", dt, truth)
+    assert hr["expert HR, median (95% CrI)"] == headline["expert HR, median (95% CrI)"]
+    assert hr["P(HR < 1)"] == headline["P(HR < 1)"]
+    contrasts = demo._standardized_row("os", dt, registry_small, truth)
+    shared = [k for k in contrasts if k in headline.index]
+    assert len(shared) == 4  # the three contrasts and the true difference
+    for key in shared:
+        assert contrasts[key] == headline[key].removesuffix(" *"), key
+
+
+def test_thinning_is_stated_where_it_happens(report, single):
+    assert "standardized survival: all 600 posterior draws of each main fit" in report.html
+    assert "100 of the 600 posterior draws (thinned evenly within chains)" in single.html
+    assert "posterior predictive checks: 500 of the 600 posterior draws" in report.html
+    assert "PSIS-LOO and leave-centre-out: OS: all 600 posterior draws per model" in report.html
+
+
+def test_the_best_model_cell_says_why_it_is_empty(single):
+    assert single.tables["headline"].loc["best model (PSIS-LOO)", "OS"] == (
+        "one model fitted: no comparison"
+    )
+    assert "one model fitted" in single.html
+
+
+def test_methods_list_each_fits_priors(report, os_model_and_fit):
+    from bayes_sarcoma.report import methods
+
+    methods_html = report.html.split('id="methods"')[1]
+    for text in (
+        "intercept",
+        "Normal(0, 1.25)",
+        "Weibull shape: LogNormal(0, 0.35)",
+        "log hazard ratios: Normal(0, 1) per SD of continuous terms (age: SD",
+        "SD of the centre effects (log hazard): HalfNormal(0.5)",
+        "OS expert x margin",
+        "(interaction_sd): HalfNormal(0.25)",
+    ):
+        assert text in methods_html, text
+    _, dt = os_model_and_fit
+    spec = json.loads(dt.attrs["model"])
+    spec["priors"] = {**spec["priors"], "center_sd": {"dist": "HalfNormal", "sigma": 0.3}}
+    other = dt.copy()
+    other.attrs = {**dt.attrs, "model": json.dumps(spec)}
+    lines = methods.priors_text({"OS": {"weibull": dt, "strict": other}})
+    assert len(lines) == 2
+    assert "OS strict:" in lines[1]
+    assert "HalfNormal(0.3)" in lines[1]
+
+
+def test_continuous_terms_per_clinical_unit_keep_their_interval(report, os_model_and_fit):
+    from bayes_sarcoma.report.plots import hazard_ratios_per_unit
+
+    _, dt = os_model_and_fit
+    table = report.tables["hazard_ratios"]
+    hr_col = "OS HR, median (95% CrI)"
+    for label, term, k in (
+        ("age (per 10 years)", "age", 10),
+        ("tumor_size_cm (per 5 cm)", "tumor_size_cm", 5),
+    ):
+        cell = table.loc[label, hr_col]
+        median, lower, upper = map(float, re.findall(r"\d+\.\d+", cell))
+        assert lower < median < upper  # not 1.02 (1.02 to 1.02)
+        beta = dt.posterior["beta"].sel(term=term)
+        assert median == pytest.approx(float(np.exp(k * beta).median()), abs=0.006)
+    plain = effects.hazard_ratios(dt).loc["expert_center"]
+    scaled = hazard_ratios_per_unit(dt).loc["expert_center"]
+    assert scaled["median"] == plain["median"]
+    assert scaled["per"] == 1.0
+
+
+def test_the_rank_plots_test_and_the_verdict_agree(report, os_model_and_fit):
+    from bayes_sarcoma.report import analysis, plots
+
+    _, dt = os_model_and_fit
+    p_values, alpha = plots.rank_test(dt)
+    assert set(p_values) == {"intercept", "shape", "center_sd", "beta[expert_center]"}
+    texts = [t.get_text() for ax in plots.plot_trace_rank(dt).axes for t in ax.texts]
+    labelled = [t for t in texts if t.startswith("rank test p = ")]
+    assert len(labelled) == 4
+    assert not any(t.startswith("p=") for t in texts)
+    verdict = analysis._verdict(True, {"center_sd": 0.001}, alpha)
+    assert verdict.startswith("CHECK")
+    assert "center_sd (p = 0.001)" in verdict
+    assert analysis._verdict(True, {}, alpha) == "OK"
+    cell = report.tables["headline"].loc["sampling diagnostics", "OS"]
+    flagged = any(p < alpha for p in p_values.values())
+    assert cell.startswith("OK") == (fit_diagnosis(dt).ok and not flagged)
+
+
+def test_the_margin_legend_sits_below_the_data(os_model_and_fit, report):
+    from bayes_sarcoma.report.plots import legend_below
+
+    _, dt = report.fits["OS"]["expert x margin"]
+    fig = legend_below(effects.plot_effect_by_modifier(dt))
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    legend = ax.get_legend()
+    assert legend is not None
+    assert legend.get_window_extent().y1 <= ax.get_window_extent().y0
+
+
+def test_the_centre_section_names_ratio_and_p_above(report):
+    html = report.html.split('id="centres"')[1]
+    assert "HR vs typical centre, median (95% CrI)" in html
+    assert "P(HR &gt; 1.2)" in html
+    assert "smooth" in html
+    assert "Poisson control limits" in html
+    profile = report.tables["centres_OS"]
+    assert {"ratio", "p_above"} <= set(profile.columns)
+
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "screenshot_report.py"
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs /usr/bin/chromium")
+def test_the_report_renders_in_headless_chromium_without_console_errors(single, tmp_path):
+    import subprocess
+    import sys
+
+    def shoot(page, png, *extra):
+        return subprocess.run(
+            [sys.executable, str(SCRIPT), str(page), str(png), *extra],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+
+    done = shoot(single.path, tmp_path / "first.png")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "first.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "first.png").stat().st_size > 20_000
+    done = shoot(single.path, tmp_path / "centres.png", "--section", "centres", "--height", "1200")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "centres.png").stat().st_size > 20_000
+    broken = tmp_path / "broken.html"
+    broken.write_text("<html><head></head><body><script>notDefined();</script></body></html>")
+    done = shoot(broken, tmp_path / "broken.png")
+    assert done.returncode == 1
+    assert "Uncaught ReferenceError" in done.stderr
