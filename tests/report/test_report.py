@@ -229,7 +229,10 @@ def test_thinning_is_stated_where_it_happens(report, single):
     assert "standardized survival: all 600 posterior draws of each main fit" in report.html
     assert "100 of the 600 posterior draws (thinned evenly within chains)" in single.html
     assert "posterior predictive checks: 500 of the 600 posterior draws" in report.html
-    assert "PSIS-LOO and leave-centre-out: OS: all 600 posterior draws per model" in report.html
+    assert (
+        "PSIS-LOO and leave-centre-out: OS: weibull all 600; expert x margin all 600 posterior "
+        "draws (every k-th draw of each chain)"
+    ) in report.html
 
 
 def test_the_best_model_cell_says_why_it_is_empty(single):
