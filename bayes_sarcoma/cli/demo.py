@@ -164,7 +164,8 @@ def _overview(df: pd.DataFrame, settings: argparse.Namespace) -> list[str]:
         f"NETSARC-style replication: {len(df)} simulated patients, "
         f"{df[schema.CENTER_ID].nunique()} centres "
         f"({df.loc[expert, schema.CENTER_ID].nunique()} expert, {expert.mean():.0%} of patients);"
-        f" {settings.chains} chains x {settings.draws} draws per fit; intervals are {CI_PROB:.0%}.",
+        f" {settings.chains} chains x {settings.draws} draws per endpoint fit (the margin"
+        f" model: section 4); intervals are {CI_PROB:.0%}.",
     ]
 
 
