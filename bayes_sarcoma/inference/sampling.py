@@ -14,9 +14,11 @@ reuses the compiled model. :data:`COMPILATIONS` counts real compilations (tests 
 from __future__ import annotations
 
 import collections
+import contextlib
+import os
 import threading
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,7 +60,8 @@ _PYMC_STATS = (
 )
 
 
-def ieee_numba():
+@contextlib.contextmanager
+def ieee_numba() -> Iterator[None]:
     """Return a context in which PyTensor compiles numba code with IEEE arithmetic.
 
     PyTensor's default (``config.numba__fastmath``) lets LLVM reassociate sums and contract
@@ -70,8 +73,22 @@ def ieee_numba():
     the first draw, growing to 1.9). With IEEE semantics the compiled log-density is the same
     function however it is built; the cost is within the noise of a fit. PyTensor keys its
     cache by this flag, so fast-math entries are never reused.
+
+    The flag also goes into ``PYTENSOR_FLAGS`` while the context lasts: PyMC's worker
+    processes (``pm.sample(cores=2, mp_ctx="spawn")``) compile the model again in a fresh
+    interpreter, which reads its flags from the environment, not from this process's
+    config; without it their draws differed from one core's from the first draw (1e-8).
     """
-    return pytensor.config.change_flags(numba__fastmath=False)
+    before = os.environ.get("PYTENSOR_FLAGS")
+    os.environ["PYTENSOR_FLAGS"] = ",".join(filter(None, [before, "numba__fastmath=False"]))
+    try:
+        with pytensor.config.change_flags(numba__fastmath=False):
+            yield
+    finally:
+        if before is None:
+            del os.environ["PYTENSOR_FLAGS"]
+        else:
+            os.environ["PYTENSOR_FLAGS"] = before
 
 
 @dataclass

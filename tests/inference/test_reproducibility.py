@@ -16,10 +16,12 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import pytensor
 import pytest
 import xarray as xr
 
 import bayes_sarcoma as bs
+from bayes_sarcoma.inference import sampling
 from bayes_sarcoma.math import weibull
 from bayes_sarcoma.model.io import DataMismatchError, load, save
 
@@ -167,3 +169,16 @@ def test_simulator_and_prior_draws_are_seeded(registry_small):
     p2 = model.sample_prior(table(), draws=200, random_seed=4)
     for name in p1["prior"].data_vars:
         np.testing.assert_array_equal(p1["prior"][name], p2["prior"][name], name)
+
+
+def test_ieee_arithmetic_reaches_spawned_workers_through_the_environment(monkeypatch):
+    """pm.sample's spawned workers read PYTENSOR_FLAGS, not this process's config."""
+    monkeypatch.delenv("PYTENSOR_FLAGS", raising=False)
+    with sampling.ieee_numba():
+        assert os.environ["PYTENSOR_FLAGS"] == "numba__fastmath=False"
+        assert not pytensor.config.numba__fastmath
+    assert "PYTENSOR_FLAGS" not in os.environ
+    monkeypatch.setenv("PYTENSOR_FLAGS", "floatX=float64")
+    with sampling.ieee_numba():
+        assert os.environ["PYTENSOR_FLAGS"] == "floatX=float64,numba__fastmath=False"
+    assert os.environ["PYTENSOR_FLAGS"] == "floatX=float64"
