@@ -50,3 +50,35 @@ def lrfs_model_and_fit(registry_small):
     model = bs.HierarchicalWeibull("LRFS")
     dt = model.fit(registry_small, random_seed=2, **FAST)
     return model, dt
+
+
+@pytest.fixture(scope="session")
+def mspline_table():
+    """A 300-patient clustered table with a rise-then-fall (log-logistic) baseline hazard."""
+    from flexible_hazards import loglogistic_table
+
+    return loglogistic_table(300, n_centers=10, random_seed=1)
+
+
+@pytest.fixture(scope="session")
+def mspline_model_and_fit(mspline_table):
+    """An M-spline model (6 basis functions) fitted on ``mspline_table``."""
+    import warnings
+
+    from bayes_sarcoma.model.hierarchical import SamplerWarning
+
+    model = bs.HierarchicalWeibull(
+        time="time",
+        event="event",
+        terms=["treated", "age"],
+        cluster="center",
+        treatment="treated",
+        baseline="mspline",
+        n_basis=6,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplerWarning)
+        dt = model.fit(
+            mspline_table, random_seed=3, draws=150, tune=300, chains=2, progressbar=False
+        )
+    return model, dt

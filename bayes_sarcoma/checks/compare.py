@@ -7,9 +7,10 @@ posterior of ``u_c`` completely: PSIS-LOO on the conditional log-likelihood then
 Pareto k > 0.7 for exactly those patients and its estimate is unreliable.
 
 **Integrated LOO (default).** For one centre ``c`` and the global parameters ``theta``
-(intercept, shape, coefficients, ``sigma_u``), the centre effect integrates out in closed
-form up to one 1-D integral. With ``A_j = H_j(t_j) - H_j(a_j)`` at ``u = 0`` and
-``k_j = d_j (log alpha + (alpha - 1) log t_j + eta_j)``::
+(intercept, baseline parameters, coefficients, ``sigma_u``), the centre effect integrates
+out in closed form up to one 1-D integral. With ``A_j = H_j(t_j) - H_j(a_j)`` at ``u = 0``
+and ``k_j = d_j (log h0(t_j) + eta_j)`` (Weibull: ``log h0 = log alpha + (alpha - 1) log t``;
+any baseline of :mod:`bayes_sarcoma.model.baselines`)::
 
     p(y_c | theta) = exp(sum_j k_j) * E_u[exp(D_c u - A_c e^u)],   u ~ Normal(0, sigma_u),
 
@@ -56,7 +57,7 @@ from arviz_stats.utils import ELPDDataLOO
 from numpy.typing import ArrayLike, NDArray
 
 from bayes_sarcoma.checks.ppc import FittedInputs, fitted_inputs
-from bayes_sarcoma.math import aghq, weibull
+from bayes_sarcoma.math import aghq
 from bayes_sarcoma.model.hierarchical import HierarchicalWeibull
 from bayes_sarcoma.predict.survival import draws
 
@@ -77,7 +78,16 @@ N_NODES = "auto"
 #: Floats per intermediate array (draws x patients x nodes) when work is chunked.
 CHUNK_ELEMENTS = 2**22
 #: Global (non-centre) parameters: the ones the integrated likelihood depends on.
-GLOBALS = ("intercept", "shape", "beta", "center_sd", "interaction_sd", "interaction_effect")
+GLOBALS = (
+    "intercept",
+    "shape",
+    "baseline_coef",
+    "baseline_sd",
+    "beta",
+    "center_sd",
+    "interaction_sd",
+    "interaction_effect",
+)
 
 
 # -- the 1-D integral over a centre effect ---------------------------------------------------
@@ -133,11 +143,10 @@ def _row_bincount(index: NDArray, weights: NDArray, n_bins: int) -> NDArray:
 def _pieces(fi: FittedInputs, time: NDArray, event: NDArray, sl: slice):
     """Per sample and patient: ``k`` (event part) and ``A`` (cumulative hazard), u = 0."""
     eta = fi.eta(sl, with_centers=False)
-    shape = fi.shape[sl][:, None]
-    cum = weibull.cumulative_hazard(time, eta, shape)
+    cum = np.exp(fi.log_cumulative(time, sl) + eta)
     if fi.entry is not None:
-        cum = cum - weibull.cumulative_hazard(fi.entry, eta, shape)
-    ll0 = weibull.log_likelihood(time, event, eta, shape, fi.entry)
+        cum = cum - np.exp(fi.log_cumulative(fi.entry, sl) + eta)
+    ll0 = fi.log_likelihood(time, event, eta, sl)
     return ll0 + cum, cum  # k = ll(u=0) + A
 
 
@@ -604,9 +613,13 @@ def _messages(table: pd.DataFrame, pareto: pd.DataFrame, method: str) -> list[st
 CANDIDATES = {
     "weibull": {},
     "exponential": {"baseline": "exponential"},
+    "mspline": {"baseline": "mspline"},
+    "piecewise": {"baseline": "piecewise"},
     "no centre effects": {"center_effects": False},
     "expert x margin": {"effect_modifier": "margin"},
 }
+#: The candidates :func:`fit_candidates` fits when none are named.
+DEFAULT_CANDIDATES = ("weibull", "exponential", "no centre effects", "expert x margin")
 
 
 def fit_candidates(
@@ -628,8 +641,10 @@ def fit_candidates(
     model : HierarchicalWeibull, optional
         The base model; each candidate is its specification with overrides.
     candidates : mapping or sequence of str, optional
-        ``{name: overrides}`` or names of :data:`CANDIDATES` (default: all of them;
-        ``"expert x margin"`` is skipped when the model has no ``margin`` term).
+        ``{name: overrides}`` or names of :data:`CANDIDATES` (default:
+        :data:`DEFAULT_CANDIDATES`; ``"expert x margin"`` is skipped when the model has no
+        ``margin`` term). A candidate that changes the baseline drops the base model's
+        ``n_basis`` and ``knots`` unless it sets them.
     **fit_kwargs
         Passed to every ``fit`` (``draws``, ``tune``, ``chains``, ``random_seed`` ...).
 
@@ -649,7 +664,7 @@ def fit_candidates(
         model = HierarchicalWeibull(endpoint)
     base = model.to_dict()
     if candidates is None:
-        chosen = dict(CANDIDATES)
+        chosen = {name: CANDIDATES[name] for name in DEFAULT_CANDIDATES}
         if "margin" not in base["terms"] or not base.get("treatment"):
             chosen.pop("expert x margin")
     elif isinstance(candidates, Mapping):
@@ -659,6 +674,8 @@ def fit_candidates(
     out = {}
     for name, overrides in chosen.items():
         spec = {**base, **overrides}
+        if overrides.get("baseline", base["baseline"]) != base["baseline"]:
+            spec["n_basis"], spec["knots"] = overrides.get("n_basis"), overrides.get("knots")
         if overrides.get("center_effects") is False:
             spec["cluster"] = None
         candidate = HierarchicalWeibull.from_dict(spec)

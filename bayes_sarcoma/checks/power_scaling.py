@@ -7,10 +7,12 @@ draws, how much each posterior quantity moves: no refit is needed. ArviZ impleme
 group, which PyMC fits through nutpie do not store. :func:`log_prior` computes it here.
 
 Which priors are scaled. Only the *top-level* priors: ``intercept``, ``shape``, ``beta``
-(each coefficient), ``center_sd`` and ``interaction_sd``. The centre effects' prior
-``u_c ~ Normal(0, sigma_u)`` is part of the hierarchical model, not a choice of prior:
-power-scaling it also scales the population model and is known to flag sensitivity that
-is not there (Kallioinen et al., section 5), so it is left out.
+(each coefficient), ``center_sd``, ``interaction_sd`` and a flexible baseline's
+``baseline_sd``. The centre effects' prior ``u_c ~ Normal(0, sigma_u)`` is part of the
+hierarchical model, not a choice of prior: power-scaling it also scales the population model
+and is known to flag sensitivity that is not there (Kallioinen et al., section 5), so it is
+left out; so are the steps of a spline baseline's random walk (``baseline_raw``), which
+``baseline_sd`` scales in the same way.
 
 On which scale. A prior's density is evaluated on the quantity the prior is *defined*
 on (power-scaling is not invariant to reparameterisation): the intercept on its
@@ -41,6 +43,7 @@ import xarray as xr
 from scipy import stats
 
 from bayes_sarcoma.data.design import Design
+from bayes_sarcoma.model.baselines import Baseline
 from bayes_sarcoma.model.io import recompute_log_likelihood
 from bayes_sarcoma.model.priors import FAMILIES, Prior, merge_priors, plan_priors
 
@@ -139,7 +142,7 @@ class TopLevelPriors:
     labels: tuple[str, ...]
     design: Design
     t_ref: float
-    exponential: bool
+    baseline: Baseline
 
     @classmethod
     def from_datatree(cls, dt: xr.DataTree) -> TopLevelPriors:
@@ -148,11 +151,22 @@ class TopLevelPriors:
             _json(dt.attrs["model"]),
             Design.from_dict(_json(dt.attrs["design"])),
             float(dt.attrs["t_ref"]),
+            Baseline.from_fit(dt),
         )
 
     @classmethod
-    def from_spec(cls, spec: Mapping[str, Any], design: Design, t_ref: float) -> TopLevelPriors:
-        """Build from a model specification (``model.to_dict()``), its design and ``t_ref``."""
+    def from_spec(
+        cls,
+        spec: Mapping[str, Any],
+        design: Design,
+        t_ref: float,
+        baseline: Baseline | None = None,
+    ) -> TopLevelPriors:
+        """Build from a model specification (``model.to_dict()``), its design and ``t_ref``.
+
+        ``baseline``: the fitted baseline (a spline's knots); default the spec's Weibull or
+        exponential baseline.
+        """
         priors = merge_priors(spec.get("priors"))
         plan = plan_priors(priors, design.labels, design.scale)
         per_term: list[Prior | None] = [None] * len(design.labels)
@@ -167,7 +181,7 @@ class TopLevelPriors:
             labels=tuple(design.labels),
             design=design,
             t_ref=float(t_ref),
-            exponential=spec.get("baseline") == "exponential",
+            baseline=baseline or Baseline(spec.get("baseline", "weibull")),
         )
 
     def draw(
@@ -189,33 +203,53 @@ class TopLevelPriors:
             return np.asarray(scipy_distribution(prior).rvs(size=n, random_state=rng), float)
 
         out = {"intercept_c": rvs(self.priors["intercept"])[None]}
-        out["shape"] = (np.ones(n) if self.exponential else rvs(self.priors["shape"]))[None]
+        if self.baseline.name == "weibull":
+            out["shape"] = rvs(self.priors["shape"])[None]
+        elif self.baseline.exponential:
+            out["shape"] = np.ones((1, n))
         beta = [rvs(p) for p in self.beta]
         out["beta_std"] = np.stack(beta, axis=-1)[None] if beta else np.zeros((1, n, 0))
-        for slot in slots if slots is not None else ("center_sd", "interaction_sd"):
+        slots = list(slots if slots is not None else ("center_sd", "interaction_sd"))
+        if self.baseline.spline:
+            slots.append("baseline_sd")
+            out["baseline_raw"] = rng.standard_normal((1, n, self.baseline.n_coef - 1))
+        for slot in slots:
             prior = self.priors[slot]
             value = np.clip(rvs(prior), tiny, huge)
             out[slot] = {"sd": value, "precision": value**-0.5, "variance": value**0.5}[prior.on][
                 None
             ]
+        if self.baseline.spline:
+            out["baseline_coef"] = self.baseline.coef(
+                self.baseline.log_p0, out["baseline_sd"], out["baseline_raw"]
+            )
         return out
 
     def sampling_scale(self, post: xr.Dataset) -> dict[str, xr.DataArray]:
         """Map user-scale draws back to the scale the priors are on (see module docstring)."""
-        shape = post["shape"] if "shape" in post else xr.ones_like(post["intercept"])
         beta = post["beta"]
         mean = xr.DataArray(self.design.mean, dims="term", coords={"term": list(self.labels)})
         scale = xr.DataArray(self.design.scale, dims="term", coords={"term": list(self.labels)})
         out = {
-            "intercept": post["intercept"] + shape * np.log(self.t_ref) + (beta * mean).sum("term"),
+            "intercept": post["intercept"] + self._log_ref(post) + (beta * mean).sum("term"),
             "beta": beta * scale,
         }
-        if not self.exponential:
-            out["shape"] = shape
-        for slot in ("center_sd", "interaction_sd"):
+        if self.baseline.name == "weibull":
+            out["shape"] = post["shape"]
+        for slot in ("center_sd", "interaction_sd", "baseline_sd"):
             if slot in post:
                 out[slot] = sd_to_prior_scale(post[slot], self.priors[slot].on)
         return out
+
+    def _log_ref(self, post: xr.Dataset) -> xr.DataArray:
+        """Return ``log H0(t_ref)`` per draw from user-scale draws (Weibull: alpha log t_ref)."""
+        if not self.baseline.spline:
+            shape = post["shape"] if "shape" in post else xr.ones_like(post["intercept"])
+            return shape * np.log(self.t_ref)
+        coef = post["baseline_coef"].transpose("chain", "draw", "basis").to_numpy()
+        flat = {"baseline_coef": coef.reshape(-1, coef.shape[-1])}
+        log_ref = self.baseline.log_cumulative(flat, self.t_ref).reshape(coef.shape[:2])
+        return post["intercept"].copy(data=log_ref)
 
 
 def log_prior(dt: xr.DataTree, *, group: str = "posterior") -> xr.Dataset:

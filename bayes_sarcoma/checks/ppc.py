@@ -5,8 +5,10 @@ Kaplan-Meier (KM) curve describes event times seen through each patient's censor
 :func:`km_check` therefore replicates the *whole observation process*, per posterior draw:
 
 1. draw an uncensored event time for every patient from the model, with the patient's own
-   covariates and own centre's effect ``u_c`` (inverse CDF,
-   :func:`bayes_sarcoma.math.weibull.sample_times`);
+   covariates and own centre's effect ``u_c`` (inverse CDF, ``T = H0^-1(E exp(-eta))`` with
+   ``E ~ Exp(1)``: :func:`bayes_sarcoma.math.weibull.sample_times` for the Weibull, the
+   numerical inverse of ``H0`` for a flexible baseline,
+   :meth:`bayes_sarcoma.model.baselines.Baseline.invert`);
 2. censor it at the patient's own censoring time ``C_i``: the replicate is
    ``(min(T_i, C_i), T_i <= C_i)``;
 3. compute the KM curve of the replicates on a time grid,
@@ -34,7 +36,7 @@ uncensored predicted ``time`` (ArviZ's convention), which
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -44,6 +46,7 @@ from scipy import stats
 
 from bayes_sarcoma._defaults import CI_PROB
 from bayes_sarcoma.math import weibull
+from bayes_sarcoma.model.baselines import Baseline
 from bayes_sarcoma.model.posterior import linear_predictor
 from bayes_sarcoma.predict.survival import draws, fitted_design, model_spec, time_label
 
@@ -83,6 +86,8 @@ class FittedInputs:
         With an effect modifier: each patient's treatment flag and modifier level index.
     entry : numpy.ndarray or None
         Delayed-entry times, if the model has them.
+    baseline : Baseline
+        The fit's baseline hazard.
     """
 
     params: dict[str, NDArray]
@@ -94,6 +99,7 @@ class FittedInputs:
     treatment: NDArray | None
     modifier_index: NDArray | None
     entry: NDArray | None
+    baseline: Baseline = field(default_factory=lambda: Baseline("weibull"))
 
     @property
     def n_samples(self) -> int:
@@ -104,6 +110,30 @@ class FittedInputs:
     def shape(self) -> NDArray:
         """Weibull shape per sample (ones for the exponential model)."""
         return self.params.get("shape", np.ones(self.n_samples))
+
+    def sample_times(self, rng: np.random.Generator) -> NDArray:
+        """Draw an event time (sample, patient) per sample and patient, own centre included."""
+        eta = self.eta()
+        if not self.baseline.spline:
+            return weibull.sample_times(rng, eta, self.shape[:, None])
+        e = rng.standard_exponential(eta.shape)
+        return self.baseline.invert(self.params, np.log(e) - eta)
+
+    def log_cumulative(self, t: ArrayLike, samples: slice = slice(None)) -> NDArray:
+        """Return ``log H0(t)`` of the samples ``samples``, (sample, *t.shape)."""
+        keep = {k: self.params[k][samples] for k in ("shape", "baseline_coef") if k in self.params}
+        if not keep:  # exponential
+            keep = {"shape": np.ones(self.n_samples)[samples]}
+        return self.baseline.log_cumulative(keep, t)
+
+    def log_likelihood(
+        self, time: NDArray, event: NDArray, eta: NDArray, samples: slice = slice(None)
+    ) -> NDArray:
+        """Return the pointwise log-likelihood (sample, patient) at linear predictors ``eta``."""
+        keep = {k: self.params[k][samples] for k in ("shape", "baseline_coef") if k in self.params}
+        if not keep:
+            keep = {"shape": np.ones(self.n_samples)[samples]}
+        return self.baseline.log_likelihood(keep, time, event, eta, self.entry)
 
     @property
     def center_sd(self) -> NDArray | None:
@@ -179,6 +209,7 @@ def fitted_inputs(dt: xr.DataTree, *, num_draws: int | None = None) -> FittedInp
         treatment=treatment,
         modifier_index=modifier_index,
         entry=const["entry"].to_numpy() if "entry" in const else None,
+        baseline=Baseline.from_fit(dt),
     )
 
 
@@ -512,7 +543,7 @@ def _replicates(
 
     Event times are drawn from the model, censoring times by :func:`censoring_times`.
     """
-    t_rep = weibull.sample_times(rng, fi.eta(), fi.shape[:, None])
+    t_rep = fi.sample_times(rng)
     c_rep = censoring_times(time, event, rng, fi.n_samples, potential=censoring_time)
     return np.minimum(t_rep, c_rep), t_rep <= c_rep
 
@@ -605,7 +636,7 @@ def add_posterior_predictive(
     rng = np.random.default_rng(random_seed)
     post = draws(dt, num_draws=num_draws)
     fi = fitted_inputs(dt, num_draws=num_draws)
-    t_rep = weibull.sample_times(rng, fi.eta(), fi.shape[:, None])
+    t_rep = fi.sample_times(rng)
     n_chains, n_kept = post.sizes["chain"], post.sizes["draw"]
     patients = dt["observed_data"]["patient"].to_numpy()
     pp = xr.Dataset(

@@ -48,7 +48,7 @@ def sample_prior(model: HierarchicalWeibull, draws: int, *, random_seed: int) ->
     if prepared is None:
         raise RuntimeError("the model has not been fitted yet: call .fit(data) first")
     rng = np.random.default_rng(random_seed)
-    top = TopLevelPriors.from_spec(model.to_dict(), design, prepared.t_ref)
+    top = TopLevelPriors.from_spec(model.to_dict(), design, prepared.t_ref, model.baseline_)
     has_center = bool(model.cluster) and len(prepared.center_ids) > 0
     modifier = model.effect_modifier
     slots = [s for s, on in (("center_sd", has_center), ("interaction_sd", modifier)) if on]
@@ -62,7 +62,7 @@ def sample_prior(model: HierarchicalWeibull, draws: int, *, random_seed: int) ->
             internal["interaction_raw"] = rng.standard_normal(
                 (1, draws, len(prepared.modifier_levels))
             )
-        post = user_scale_posterior(internal, design, prepared, model.treatment)
+        post = user_scale_posterior(internal, design, prepared, model.treatment, model.baseline_)
     attrs = {"model": model.to_dict(), "design": design.to_dict(), "t_ref": prepared.t_ref}
     tree = build_datatree(
         post,
@@ -70,7 +70,7 @@ def sample_prior(model: HierarchicalWeibull, draws: int, *, random_seed: int) ->
         design,
         xr.Dataset(coords={"chain": [0], "draw": np.arange(draws)}),
         modifier=modifier,
-        exponential=model.baseline == "exponential",
+        baseline=model.baseline_,
         log_likelihood=False,
         attrs=attrs,
     )

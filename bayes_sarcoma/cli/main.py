@@ -61,6 +61,7 @@ from bayes_sarcoma.data import schema
 from bayes_sarcoma.data.errors import DataWarning
 from bayes_sarcoma.data.files import read_table
 from bayes_sarcoma.data.plausibility import plausibility_problems
+from bayes_sarcoma.model.baselines import BASELINES, DEGREES
 
 EXAMPLES = """\
 examples:
@@ -235,9 +236,12 @@ def build_model(args: argparse.Namespace):
         "categorical": _csv_list(args.categorical),
         "effect_modifier": args.effect_modifier,
         "baseline": args.baseline,
+        "n_basis": args.n_basis,
         "entry": args.entry,
     }
     options.update({k: v for k, v in given.items() if v is not None})
+    if options.get("baseline") not in DEGREES:  # a spec's spline options do not carry over
+        options.pop("n_basis", None), options.pop("knots", None)
     if args.cluster == "none":
         options["cluster"] = None
     if args.priors:
@@ -563,7 +567,12 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--terms", help="comma-separated covariate columns")
     g.add_argument("--categorical", help="comma-separated numeric columns to treat as categories")
     g.add_argument("--effect-modifier", help="e.g. margin: the expert effect per level")
-    g.add_argument("--baseline", choices=("weibull", "exponential"))
+    g.add_argument("--baseline", choices=BASELINES, help="baseline hazard (default weibull)")
+    g.add_argument(
+        "--n-basis",
+        type=int,
+        help="basis functions (intervals) of an mspline (piecewise) baseline (default 10)",
+    )
     g.add_argument("--time", help="time column (your own table)")
     g.add_argument("--event", help="event column, 0/1 (your own table)")
     g.add_argument("--cluster", help="centre column, or 'none'")

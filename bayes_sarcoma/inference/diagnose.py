@@ -53,6 +53,8 @@ __all__ = [
 KEY_QUANTITIES = (
     "intercept",
     "shape",
+    "baseline_sd",
+    "baseline_coef",
     "beta",
     "center_sd",
     "interaction_sd",

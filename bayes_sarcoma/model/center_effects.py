@@ -46,10 +46,11 @@ def center_sums(
     """Return ``A_c`` and the effects' mean ``mu_c`` for the posterior draws ``draws``.
 
     ``internal`` holds the sampler's draws flattened to (draw, ...): ``intercept_c``,
-    ``shape``, ``beta_std`` and, with an effect modifier, ``interaction_sd`` and
-    ``interaction_raw``; all on the model's internal scale (times over ``t_ref``,
-    standardised covariates), as in :func:`bayes_sarcoma.model.graph.build_model`.
-    ``grouping`` (from ``_grouping``) saves re-sorting the patients on every call.
+    ``shape`` (or a spline baseline's ``baseline_coef``), ``beta_std`` and, with an effect
+    modifier, ``interaction_sd`` and ``interaction_raw``; all on the model's internal scale
+    (times over ``t_ref``, standardised covariates), as in
+    :func:`bayes_sarcoma.model.graph.build_model`. ``grouping`` (from ``_grouping``) saves
+    re-sorting the patients on every call.
     """
     arrays = prepared.arrays
     beta = internal["beta_std"][draws]
@@ -58,10 +59,14 @@ def center_sums(
     if "interaction_raw" in internal:
         deviation = internal["interaction_sd"][draws, None] * internal["interaction_raw"][draws]
         eta = eta + prepared.treatment * deviation[:, prepared.modifier_index]
-    shape = internal["shape"][draws, None]
-    exposure = np.exp(shape * arrays["log_t"] + eta)
-    if "has_entry" in arrays:
-        exposure -= arrays["has_entry"] * np.exp(shape * arrays["log_entry"] + eta)
+    if "baseline_coef" in internal:  # a spline baseline: H0 / H0(t_ref) from the basis matrices
+        p = internal["baseline_coef"][draws]
+        exposure = np.exp(eta) * (p @ arrays["cumbasis"].T) / (p @ arrays["cumbasis_ref"])[:, None]
+    else:
+        shape = internal["shape"][draws, None]
+        exposure = np.exp(shape * arrays["log_t"] + eta)
+        if "has_entry" in arrays:
+            exposure -= arrays["has_entry"] * np.exp(shape * arrays["log_entry"] + eta)
     order, starts = grouping or _grouping(prepared)
     a = np.add.reduceat(exposure[:, order], starts, axis=1)
     mu = np.repeat(internal["intercept_c"][draws, None], len(starts), axis=1)

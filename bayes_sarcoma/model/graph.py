@@ -1,4 +1,4 @@
-"""The PyMC model: priors, centre effects and the Weibull log-likelihood in one expression.
+"""The PyMC model: priors, centre effects and the PH log-likelihood in one expression.
 
 The likelihood is written directly (DESIGN.md section 3), not with
 ``pm.Censored(pm.Weibull)``: one vectorised expression over patients, summed into a
@@ -16,6 +16,15 @@ scale the intercept is nearly uncorrelated with the shape. The constant ``-d log
 that this drops is restored when the pointwise log-likelihood is stored
 (:mod:`bayes_sarcoma.model.posterior`). Every input that may change between fits (data and prior
 hyperparameters) is ``pm.Data``, so one compiled model serves many fits.
+
+The flexible baselines (``"mspline"``, ``"piecewise"``; :mod:`bayes_sarcoma.model.baselines`)
+enter as data too: the basis matrices ``M_k(t_i)`` and ``I_k(t_i) - I_k(a_i)`` are evaluated
+once per data set and travel in the data vector, so the graph only takes dot products with
+the coefficients ``p`` (a random walk on the simplex)::
+
+    sum_i d_i (log(p . M_i) - log(p . I_ref) + eta_i) - sum_i exp(eta_i) (p . I_i) / (p . I_ref)
+
+(``I_ref = I(t_ref)``).
 
 By default the centre effects are *integrated out* (DESIGN.md 3.2, docs/engine.md): the
 patients' cumulative hazards at ``u = 0`` are summed per centre into ``A_c`` and the
@@ -57,6 +66,8 @@ from bayes_sarcoma.model.priors import FAMILIES, Prior, PriorPlan
 #: Names of the free variables of the sampling model.
 INTERCEPT = "intercept_c"
 SHAPE = "shape"
+BASELINE_SD = "baseline_sd"
+BASELINE_RAW = "baseline_raw"
 BETA = "beta_std"  # one variable per prior family: beta_std_<Family>
 CENTER_SD = "center_sd"
 CENTER_RAW = "center_raw"
@@ -66,7 +77,14 @@ LOGLIK = "loglik"
 
 #: Initial values (constrained space), independent of the data because times are scaled
 #: by t_ref and covariates are centred: this is what lets vague priors initialise.
-INITIAL = {"intercept": 0.0, "shape": 1.0, "beta": 0.0, "center_sd": 0.3, "interaction_sd": 0.1}
+INITIAL = {
+    "intercept": 0.0,
+    "shape": 1.0,
+    "beta": 0.0,
+    "center_sd": 0.3,
+    "interaction_sd": 0.1,
+    "baseline_sd": 0.5,
+}
 
 
 @dataclass(frozen=True)
@@ -79,13 +97,24 @@ class Structure:
 
     n_terms: int
     n_centers: int  # 0: no centre effects
-    exponential: bool
+    baseline: str  # "weibull", "exponential", "mspline" or "piecewise"
     has_entry: bool
     n_modifier_levels: int  # 0: no treatment-by-modifier interaction
     priors: tuple
     center_terms: tuple[int, ...] = ()  # design columns constant within every centre
     engine: str = "integrated"  # centre effects: "integrated" out or "sampled"
     quadrature_nodes: int | str = "auto"  # the integrated engine's nodes per centre
+    n_basis: int = 0  # basis functions of a spline baseline (0: Weibull or exponential)
+
+    @property
+    def exponential(self) -> bool:
+        """Whether the baseline hazard is constant (the exponential model)."""
+        return self.baseline == "exponential"
+
+    @property
+    def spline(self) -> bool:
+        """Whether the baseline is an M-spline or piecewise-constant one (``n_basis`` > 0)."""
+        return self.n_basis > 0
 
     @property
     def integrated(self) -> bool:
@@ -141,11 +170,14 @@ def index_rows(structure: Structure) -> list[str]:
 def param_layout(structure: Structure, plan: PriorPlan) -> dict[str, slice]:
     """Where each hyperparameter, data summary and centre weight sits in ``params``."""
     used = ["prior_beta_", "prior_intercept_"]
-    used += [] if structure.exponential else ["prior_shape_"]
+    used += ["prior_shape_"] if structure.baseline == "weibull" else []
+    used += ["prior_baseline_sd_"] if structure.spline else []
     used += ["prior_center_sd_"] if structure.n_centers else []
     used += ["prior_interaction_sd_"] if structure.n_modifier_levels else []
     sizes = {k: np.size(v) for k, v in plan.values.items() if k.startswith(tuple(used))}
     sizes |= {"n_events": 1, "sum_event_log_t": 1}
+    if structure.spline:
+        sizes |= {"cumbasis_ref": structure.n_basis, "baseline_log_p0": structure.n_basis}
     if structure.n_centers:
         weights = "center_events" if structure.integrated else "center_weight"
         sizes[weights] = structure.n_centers
@@ -176,6 +208,8 @@ def pack_data(
     x = np.asarray(arrays["X"], dtype=float)[:, list(structure.patient_terms)]
     rows = [x.T] if x.shape[1] else []
     rows += [np.asarray(arrays[name], dtype=float)[None, :] for name in patient_rows(structure)]
+    if structure.spline:  # the basis matrices, basis functions x patients
+        rows += [np.asarray(arrays[name], dtype=float).T for name in ("basis", "cumbasis")]
     rows += [np.asarray(arrays[name], dtype=float)[None, :] for name in index_rows(structure)]
     return {"data": np.concatenate([*params, np.vstack(rows).ravel()])}
 
@@ -244,19 +278,19 @@ def _unpack(structure: Structure, plan: PriorPlan, flat):
     layout = param_layout(structure, plan)
     n_params = max(sl.stop for sl in layout.values())
     float_rows, int_rows = patient_rows(structure), index_rows(structure)
-    n_terms = len(structure.patient_terms)
+    n_terms, n_basis = len(structure.patient_terms), structure.n_basis
     params = flat[:n_params]
-    block = flat[n_params:].reshape((n_terms + len(float_rows) + len(int_rows), -1))
-    # Scalars as scalars; coefficient hyperparameters and centre weights stay vectors.
-    vectors = {
-        k
-        for k in layout
-        if k.startswith("prior_beta_") or k in ("center_weight", "center_events", "X_center")
-    }
+    block = flat[n_params:].reshape((n_terms + len(float_rows) + 2 * n_basis + len(int_rows), -1))
+    # Scalars as scalars; coefficient hyperparameters, centre weights, basis values stay vectors.
+    vectors = {"center_weight", "center_events", "X_center", "cumbasis_ref", "baseline_log_p0"}
+    vectors = {k for k in layout if k.startswith("prior_beta_") or k in vectors}
     get = {name: params[sl] if name in vectors else params[sl.start] for name, sl in layout.items()}
     k = n_terms
     d = {name: block[k + i] for i, name in enumerate(float_rows)}
     k += len(float_rows)
+    if n_basis:
+        d["basis"], d["cumbasis"] = block[k : k + n_basis], block[k + n_basis : k + 2 * n_basis]
+        k += 2 * n_basis
     d |= {name: pt.cast(block[k + i], "int64") for i, name in enumerate(int_rows)}
     return get, block[:n_terms], d  # x_t: patient-level design, terms x patients
 
@@ -310,8 +344,8 @@ def _modifier_effects(structure, priors, get, d):
     return d["treatment"] * (tau * z)[d["modifier_idx"]]
 
 
-def _log_likelihood(structure, priors, get, d, eta, centres):
-    """Return the Weibull PH log-likelihood (delayed entry included), centres in or out."""
+def _weibull_terms(structure, priors, get, d, eta):
+    """Return the Weibull baseline's event term and each patient's cumulative hazard."""
     if structure.exponential:
         log_shape, shape = 0.0, 1.0
     else:
@@ -320,11 +354,33 @@ def _log_likelihood(structure, priors, get, d, eta, centres):
     exposure = pt.exp(shape * d["log_t"] + eta)
     if structure.has_entry:
         exposure = exposure - d["has_entry"] * pt.exp(shape * d["log_entry"] + eta)
-    loglik = (
-        get["n_events"] * log_shape
-        + (shape - 1.0) * get["sum_event_log_t"]
-        + pt.dot(d["event"], eta)
-    )
+    events = get["n_events"] * log_shape + (shape - 1.0) * get["sum_event_log_t"]
+    return events, exposure
+
+
+def _spline_terms(structure, priors, get, d, eta):
+    """Return an M-spline (or piecewise) baseline's event term and cumulative hazards.
+
+    ``p`` is proportional to ``p0 exp(delta)``, ``delta`` a random walk with steps
+    ``baseline_sd * z`` (:mod:`bayes_sarcoma.model.baselines`); ``H0`` is divided by
+    ``H0(t_ref)`` so that the intercept is the log cumulative hazard at ``t_ref``.
+    """
+    sd = sd_variable(BASELINE_SD, priors["baseline_sd"], _slot_hyper(get, "baseline_sd"))
+    n = structure.n_basis - 1
+    raw = pm.Normal(BASELINE_RAW, 0.0, 1.0, shape=n, initval=np.zeros(n))
+    walk = pt.concatenate([pt.zeros(1), pt.cumsum(sd * raw)])
+    p = pt.special.softmax(get["baseline_log_p0"] + walk)
+    log_ref = pt.log(pt.dot(p, get["cumbasis_ref"]))
+    events = pt.dot(d["event"], pt.log(pt.dot(p, d["basis"]))) - get["n_events"] * log_ref
+    exposure = pt.exp(eta - log_ref) * pt.dot(p, d["cumbasis"])
+    return events, exposure
+
+
+def _log_likelihood(structure, priors, get, d, eta, centres):
+    """Return the PH log-likelihood (delayed entry included), centres in or out."""
+    terms = _spline_terms if structure.spline else _weibull_terms
+    events, exposure = terms(structure, priors, get, d, eta)
+    loglik = events + pt.dot(d["event"], eta)
     if centres is None:
         return loglik - pt.sum(exposure)
     sd, mean, events, index = centres

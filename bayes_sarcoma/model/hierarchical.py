@@ -5,6 +5,9 @@ For patient i in centre c (DESIGN.md section 3)::
     eta_i = beta_0 + x_i . beta + u_c,    u_c ~ Normal(0, sigma_u)
     h(t)  = alpha t^(alpha-1) exp(eta),   S(t) = exp(-t^alpha exp(eta))
 
+or, with ``baseline="mspline"`` or ``"piecewise"``, ``h(t) = h0(t) exp(eta)`` with a flexible
+baseline hazard ``h0`` (:mod:`~bayes_sarcoma.model.baselines`); the class keeps its name.
+
 The class only orchestrates: :mod:`~bayes_sarcoma.data.design` codes the covariates,
 :mod:`~bayes_sarcoma.data.prepare` checks and lays out the table,
 :mod:`~bayes_sarcoma.model.graph` builds the PyMC model, :mod:`~bayes_sarcoma.inference.sampling`
@@ -41,12 +44,12 @@ from bayes_sarcoma.data.prepare import (
 from bayes_sarcoma.data.validation import validate_registry
 from bayes_sarcoma.inference.diagnose import CHECKED_CENTERS, diagnose
 from bayes_sarcoma.inference.sampling import CompiledModel, get_compiled, run_sampler
+from bayes_sarcoma.model.baselines import Baseline, check_options
 from bayes_sarcoma.model.center_effects import draw_center_deviations, quadrature_error
 from bayes_sarcoma.model.graph import Structure, build_model, pack_data
 from bayes_sarcoma.model.posterior import build_datatree, internal_parameters, user_scale_posterior
 from bayes_sarcoma.model.priors import PriorPlan, merge_priors, plan_priors, priors_to_dict
 
-BASELINES = ("weibull", "exponential")
 ENGINES = ("integrated", "sampled")
 #: Bytes of pointwise log-likelihood that ``fit(log_likelihood="auto")`` stores at most
 #: (4000 draws of 30,000 patients).
@@ -69,7 +72,7 @@ class SamplerWarning(UserWarning):
 
 
 class HierarchicalWeibull:
-    """Weibull proportional-hazards model with a random intercept per centre.
+    """Proportional-hazards model (Weibull by default) with a random intercept per centre.
 
     Parameters
     ----------
@@ -92,8 +95,18 @@ class HierarchicalWeibull:
     id_column : str or None, optional
         Column of patient ids (the ``patient`` coordinate). ``"auto"``: ``patient_id``
         when present, else the index.
-    baseline : {"weibull", "exponential"}
-        ``"exponential"`` fixes the shape at 1 (no ``shape`` in the posterior).
+    baseline : {"weibull", "exponential", "mspline", "piecewise"}
+        The baseline hazard (:mod:`bayes_sarcoma.model.baselines`, docs/baselines.md).
+        ``"exponential"`` fixes the shape at 1 (no ``shape`` in the posterior);
+        ``"mspline"`` is a smooth flexible hazard (cubic M-splines, ``baseline_coef`` and
+        ``baseline_sd`` in the posterior instead of ``shape``), ``"piecewise"`` a constant
+        hazard between knots.
+    n_basis : int, optional
+        Number of basis functions (intervals for ``"piecewise"``) of a flexible baseline;
+        default 10 for both. The interior knots go at quantiles of the event times.
+    knots : sequence of float, optional
+        A flexible baseline's knots ``[0, interior..., b]`` instead of ``n_basis`` (in the
+        data's time unit; ``b`` is where the hazard turns constant).
     center_effects : bool
         Include the centre random intercept.
     treatment : str or None
@@ -147,6 +160,8 @@ class HierarchicalWeibull:
         entry: str | None = None,
         id_column: str | None = AUTO,
         baseline: str = "weibull",
+        n_basis: int | None = None,
+        knots: Sequence[float] | None = None,
         center_effects: bool = True,
         treatment: str | None = AUTO,
         effect_modifier: str | None = None,
@@ -172,8 +187,7 @@ class HierarchicalWeibull:
             raise ValueError("give an endpoint ('LRFS', 'RFS', 'OS') or both time= and event=")
         if cluster == AUTO:
             cluster = None
-        if baseline not in BASELINES:
-            raise ValueError(f"baseline={baseline!r}: choose one of {BASELINES}")
+        check_options(baseline, n_basis, knots)
         terms = tuple(terms or ())
         if treatment == AUTO:
             treatment = schema.EXPERT if schema.EXPERT in terms else None
@@ -190,6 +204,8 @@ class HierarchicalWeibull:
         self.entry = entry
         self.id_column = id_column
         self.baseline = baseline
+        self.n_basis = None if n_basis is None else int(n_basis)
+        self.knots = None if knots is None else [float(k) for k in knots]
         self.center_effects = bool(center_effects and cluster)
         self.treatment = treatment
         self.effect_modifier = effect_modifier
@@ -207,6 +223,7 @@ class HierarchicalWeibull:
         self.prepared_: Prepared | None = None
         self.reference_: FitReference | None = None
         self.structure_: Structure | None = None
+        self.baseline_: Baseline | None = None
 
     # -- specification -----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -221,6 +238,8 @@ class HierarchicalWeibull:
             "entry": self.entry,
             "id_column": self.id_column,
             "baseline": self.baseline,
+            "n_basis": self.n_basis,
+            "knots": self.knots,
             "center_effects": self.center_effects,
             "treatment": self.treatment,
             "effect_modifier": self.effect_modifier,
@@ -341,6 +360,7 @@ class HierarchicalWeibull:
         modifier = spec.get("effect_modifier")
         levels = tuple(post[modifier].to_numpy().tolist()) if modifier else ()
         model.reference_ = FitReference(centers, levels, float(dt.attrs["t_ref"]))
+        model.baseline_ = Baseline.from_fit(dt)
         return model
 
     @property
@@ -358,18 +378,23 @@ class HierarchicalWeibull:
         return Structure(
             n_terms=len(self.design.labels),
             n_centers=len(prepared.center_ids) if self.cluster else 0,
-            exponential=self.baseline == "exponential",
+            baseline=self.baseline,
             has_entry=self.entry is not None,
             n_modifier_levels=len(prepared.modifier_levels),
             priors=plan.structure,
             center_terms=prepared.center_terms if self.cluster else (),
             engine=self.engine,
             quadrature_nodes=self.quadrature_nodes,
+            n_basis=self.baseline_.n_coef,
         )
 
     def compiled(self, data: pd.DataFrame) -> tuple[CompiledModel, dict[str, np.ndarray]]:
         """Learn the coding from ``data`` and return the (cached) model and its data values."""
         prepared = self.prepare(data, learn=True)
+        self.baseline_ = Baseline.learn(
+            self.baseline, prepared.time, prepared.event, n_basis=self.n_basis, knots=self.knots
+        )
+        prepared.arrays |= self.baseline_.arrays(prepared.time, prepared.entry, prepared.t_ref)
         self.prepared_ = prepared
         self.reference_ = FitReference(
             prepared.center_ids, prepared.modifier_levels, prepared.t_ref
@@ -477,7 +502,9 @@ class HierarchicalWeibull:
         kept in ``attrs`` with the sampler and the seed.
         """
         plan = self._plan()
-        internal = internal_parameters(out.draws, plan.beta_groups, len(self.design.labels))
+        internal = internal_parameters(
+            out.draws, plan.beta_groups, len(self.design.labels), self.baseline_
+        )
         attrs = {"engine": self.engine if self.structure_.n_centers else "none"}
         if self.structure_.integrated:
             internal["center_deviation"] = draw_center_deviations(
@@ -486,7 +513,9 @@ class HierarchicalWeibull:
             attrs["quadrature_error"] = quadrature_error(
                 internal, self.prepared_, self.quadrature_nodes
             )
-        post = user_scale_posterior(internal, self.design, self.prepared_, self.treatment)
+        post = user_scale_posterior(
+            internal, self.design, self.prepared_, self.treatment, self.baseline_
+        )
         attrs |= {
             "log_likelihood": "stored" if log_likelihood else "on demand",
             "model": self.to_dict(),
@@ -506,7 +535,7 @@ class HierarchicalWeibull:
             self.design,
             out.sample_stats,
             modifier=self.effect_modifier,
-            exponential=self.baseline == "exponential",
+            baseline=self.baseline_,
             log_likelihood=log_likelihood,
             attrs=attrs,
         )
@@ -534,12 +563,16 @@ class HierarchicalWeibull:
             )
         raw = {name: prior["prior"][name].to_numpy() for name in entry.free_names}
         plan = self._plan()
-        internal = internal_parameters(raw, plan.beta_groups, len(self.design.labels))
+        internal = internal_parameters(
+            raw, plan.beta_groups, len(self.design.labels), self.baseline_
+        )
         if self.structure_.integrated:
             rng = np.random.default_rng(random_seed)
             z = rng.standard_normal((1, draws, self.structure_.n_centers))
             internal["center_deviation"] = internal["center_sd"][..., None] * z
-        post = user_scale_posterior(internal, self.design, self.prepared_, self.treatment)
+        post = user_scale_posterior(
+            internal, self.design, self.prepared_, self.treatment, self.baseline_
+        )
         stats = xr.Dataset(coords={"chain": [0], "draw": np.arange(draws)})
         dt = build_datatree(
             post,
@@ -547,7 +580,7 @@ class HierarchicalWeibull:
             self.design,
             stats,
             modifier=self.effect_modifier,
-            exponential=self.baseline == "exponential",
+            baseline=self.baseline_,
             log_likelihood=False,
             attrs={
                 "model": self.to_dict(),

@@ -60,6 +60,7 @@ from bayes_sarcoma._version import __version__
 from bayes_sarcoma.data.design import level_codes
 from bayes_sarcoma.data.errors import RegistryError
 from bayes_sarcoma.data.prepare import ZeroTimeWarning
+from bayes_sarcoma.model.baselines import Baseline
 from bayes_sarcoma.model.hierarchical import HierarchicalWeibull
 from bayes_sarcoma.model.posterior import pointwise_log_likelihood
 
@@ -545,10 +546,16 @@ def recompute_log_likelihood(dt: xr.DataTree) -> xr.Dataset:
     spec = _spec(dt)
     draws = {
         name: post[name].to_numpy()
-        for name in ("intercept", "shape", "beta", "center_effect", "interaction_effect")
+        for name in (
+            "intercept",
+            "shape",
+            "baseline_coef",
+            "beta",
+            "center_effect",
+            "interaction_effect",
+        )
         if name in post.data_vars
     }
-    draws.setdefault("shape", np.ones_like(draws["intercept"]))
     center_index = None
     if "center_effect" in draws:
         center_index = level_codes(
@@ -571,7 +578,7 @@ def recompute_log_likelihood(dt: xr.DataTree) -> xr.Dataset:
         event=obs["event"].to_numpy().astype(float),
         entry=const["entry"].to_numpy().astype(float) if "entry" in const.data_vars else None,
     )
-    ll = pointwise_log_likelihood(draws, prepared)
+    ll = pointwise_log_likelihood(draws, prepared, Baseline.from_fit(dt))
     return xr.Dataset(
         {"time": (("chain", "draw", "patient"), ll)},
         coords={

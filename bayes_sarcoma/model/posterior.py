@@ -3,9 +3,11 @@
 Everything a user reads is computed here, in NumPy, once per fit, from the sampler's
 internal draws (the same for every sampler):
 
-- ``posterior``: ``intercept``, ``shape``, ``beta[term]``, ``hazard_ratio[term]``,
-  ``center_sd``, ``center_effect[center]`` on the user's scale (time unit of the data,
-  covariates per their own unit), and with an effect modifier ``interaction_sd``,
+- ``posterior``: ``intercept``, ``shape`` (Weibull) or ``baseline_coef[basis]`` and
+  ``baseline_sd`` (M-spline and piecewise baselines, :mod:`bayes_sarcoma.model.baselines`),
+  ``beta[term]``, ``hazard_ratio[term]``, ``center_sd``, ``center_effect[center]`` on the
+  user's scale (time unit of the data, covariates per their own unit), and with an effect
+  modifier ``interaction_sd``,
   ``treatment_log_hr[<modifier>]`` and ``treatment_hazard_ratio[<modifier>]``;
 - ``log_likelihood``: ``time[chain, draw, patient]``, every patient (censored ones
   included) in the data's time unit, for ``arviz_stats.loo``;
@@ -15,8 +17,8 @@ internal draws (the same for every sampler):
   (``arviz_stats.kaplan_meier`` and ``arviz_plots.plot_ppc_censored`` read it);
 - ``sample_stats`` with ArviZ's names.
 
-The model's specification and covariate coding travel in the root's ``attrs`` (JSON),
-so a saved DataTree is enough to predict.
+The model's specification, its covariate coding and its baseline (with a spline's knots)
+travel in the root's ``attrs`` (JSON), so a saved DataTree is enough to predict.
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ from arviz_base import make_attrs
 from bayes_sarcoma._version import __version__
 from bayes_sarcoma.data.design import Design
 from bayes_sarcoma.data.prepare import Prepared
-from bayes_sarcoma.math import weibull
+from bayes_sarcoma.model.baselines import BASIS_DIM, COEF, Baseline
 from bayes_sarcoma.model.graph import (
+    BASELINE_RAW,
+    BASELINE_SD,
     BETA,
     CENTER_RAW,
     CENTER_SD,
@@ -51,10 +55,12 @@ def internal_parameters(
     draws: Mapping[str, np.ndarray],
     beta_groups,
     n_terms: int,
+    baseline: Baseline | None = None,
 ) -> dict[str, np.ndarray]:
     """Gather the internal draws into ``intercept_c``, ``shape``, ``beta_std``, sds and raws.
 
-    Sds given a precision or variance prior are converted to sds.
+    Sds given a precision or variance prior are converted to sds. A spline ``baseline``
+    adds ``baseline_sd``, ``baseline_raw`` and the simplex ``baseline_coef``.
     """
     any_draw = next(iter(draws.values()))
     sample_shape = any_draw.shape[:2]
@@ -64,16 +70,18 @@ def internal_parameters(
     for fam, idx in beta_groups:
         beta[..., list(idx)] = draws[f"{BETA}_{fam}"]
     out["beta_std"] = beta
-    for slot in (CENTER_SD, INTERACTION_SD):
+    for slot in (CENTER_SD, INTERACTION_SD, BASELINE_SD):
         if slot in draws:
             out[slot] = draws[slot]
         elif f"{slot}_precision" in draws:
             out[slot] = draws[f"{slot}_precision"] ** -0.5
         elif f"{slot}_variance" in draws:
             out[slot] = draws[f"{slot}_variance"] ** 0.5
-    for raw in (CENTER_RAW, INTERACTION_RAW):
+    for raw in (CENTER_RAW, INTERACTION_RAW, BASELINE_RAW):
         if raw in draws:
             out[raw] = draws[raw]
+    if baseline is not None and baseline.spline:
+        out[COEF] = baseline.coef(baseline.log_p0, out[BASELINE_SD], out[BASELINE_RAW])
     return out
 
 
@@ -82,16 +90,26 @@ def user_scale_posterior(
     design: Design,
     prepared: Prepared,
     treatment: str | None = None,
+    baseline: Baseline | None = None,
 ) -> dict[str, np.ndarray]:
     """Convert internal draws to the contract's parameters on the user's scale.
 
     ``treatment`` is the term label of the treatment whose effect an effect modifier
-    changes (only read when the model has one).
+    changes (only read when the model has one). The intercept of the sampling scale is the
+    log cumulative hazard at ``t_ref`` of the average patient; the user's is that of a
+    patient with every term 0 for ``H0`` (Weibull: ``H0(1) = 1``; splines: ``H0(b) = 1``).
     """
-    shape = internal["shape"]
+    baseline = baseline or Baseline("weibull")
     beta = internal["beta_std"] / design.scale
-    intercept = internal["intercept_c"] - shape * np.log(prepared.t_ref) - beta @ design.mean
-    post = {"intercept": intercept, "shape": shape, "beta": beta, "hazard_ratio": np.exp(beta)}
+    if baseline.spline:
+        params = {COEF: internal[COEF].reshape(-1, baseline.n_coef)}
+        log_ref = baseline.log_cumulative(params, prepared.t_ref).reshape(beta.shape[:-1])
+        shape_part = {COEF: internal[COEF], BASELINE_SD: internal[BASELINE_SD]}
+    else:
+        log_ref = internal["shape"] * np.log(prepared.t_ref)
+        shape_part = {"shape": internal["shape"]}
+    intercept = internal["intercept_c"] - log_ref - beta @ design.mean
+    post = {"intercept": intercept, **shape_part, "beta": beta, "hazard_ratio": np.exp(beta)}
     if CENTER_SD in internal:
         sd = internal[CENTER_SD]
         post["center_sd"] = sd
@@ -147,8 +165,11 @@ def linear_predictor(
     return eta
 
 
-def pointwise_log_likelihood(post: Mapping[str, np.ndarray], prepared: Prepared) -> np.ndarray:
+def pointwise_log_likelihood(
+    post: Mapping[str, np.ndarray], prepared: Prepared, baseline: Baseline | None = None
+) -> np.ndarray:
     """Return each patient's log-likelihood per draw, (chain, draw, patient), data time unit."""
+    baseline = baseline or Baseline("weibull")
     chains, draws = post["intercept"].shape
     flat = {k: v.reshape(chains * draws, *v.shape[2:]) for k, v in post.items()}
     out = np.empty((chains * draws, len(prepared.time)))
@@ -161,26 +182,19 @@ def pointwise_log_likelihood(post: Mapping[str, np.ndarray], prepared: Prepared)
             prepared.treatment,
             prepared.modifier_index,
         )
-        out[start : start + _CHUNK] = weibull.log_likelihood(
-            prepared.time, prepared.event, eta, part["shape"][:, None], prepared.entry
+        out[start : start + _CHUNK] = baseline.log_likelihood(
+            part, prepared.time, prepared.event, eta, prepared.entry
         )
     return out.reshape(chains, draws, -1)
 
 
-def build_datatree(
-    post: dict[str, np.ndarray],
-    prepared: Prepared,
-    design: Design,
-    sample_stats: xr.Dataset,
-    *,
-    modifier: str | None,
-    exponential: bool,
-    log_likelihood: bool,
-    attrs: Mapping,
-) -> xr.DataTree:
-    """Assemble the results DataTree (see the module docstring)."""
-    labels = design.labels
+def _coords_and_dims(
+    prepared: Prepared, labels: list[str], modifier: str | None, baseline: Baseline
+) -> tuple[dict, dict]:
+    """Return the posterior's coordinates and each variable's non-sample dims."""
     coords = {"term": labels, "patient": prepared.patient_ids}
+    if baseline.spline:
+        coords[BASIS_DIM] = np.arange(1, baseline.n_coef + 1)
     if len(prepared.center_ids):
         coords["center"] = prepared.center_ids
     if modifier:
@@ -192,10 +206,28 @@ def build_datatree(
         "interaction_effect": [modifier],
         "treatment_log_hr": [modifier],
         "treatment_hazard_ratio": [modifier],
+        COEF: [BASIS_DIM],
     }
+    return coords, dims
+
+
+def build_datatree(
+    post: dict[str, np.ndarray],
+    prepared: Prepared,
+    design: Design,
+    sample_stats: xr.Dataset,
+    *,
+    modifier: str | None,
+    baseline: Baseline,
+    log_likelihood: bool,
+    attrs: Mapping,
+) -> xr.DataTree:
+    """Assemble the results DataTree (see the module docstring)."""
+    labels = design.labels
+    coords, dims = _coords_and_dims(prepared, labels, modifier, baseline)
     posterior = {}
     for name, value in post.items():
-        if exponential and name == "shape":
+        if baseline.exponential and name == "shape":
             continue
         posterior[name] = (list(SAMPLE_DIMS) + dims.get(name, []), value)
     chains, draws = post["intercept"].shape
@@ -234,7 +266,7 @@ def build_datatree(
         "event status of `time` (1 event, 0 censored), ArviZ's convention for censored data"
     )
     if log_likelihood:
-        ll = pointwise_log_likelihood(post, prepared)
+        ll = pointwise_log_likelihood(post, prepared, baseline)
         groups["log_likelihood"] = xr.Dataset(
             {"time": (("chain", "draw", "patient"), ll)},
             coords={"patient": prepared.patient_ids} | sample_coords,
@@ -242,6 +274,7 @@ def build_datatree(
         )
     tree = xr.DataTree.from_dict(groups)
     tree.attrs = {k: (json.dumps(v) if isinstance(v, dict | list) else v) for k, v in attrs.items()}
+    tree.attrs["baseline"] = json.dumps(baseline.to_dict())
     tree.attrs["bayes_sarcoma_version"] = __version__
     return tree
 

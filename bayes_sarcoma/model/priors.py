@@ -32,6 +32,10 @@ Prior slots of :class:`~bayes_sarcoma.HierarchicalWeibull`:
     ``Prior("Gamma", alpha=0.001, beta=0.001, on="precision")``).
 ``interaction_sd``
     Spread of the treatment effect across the levels of an effect modifier (margin).
+``baseline_sd``
+    The smoothness of a flexible baseline (``"mspline"``, ``"piecewise"``): the sd of the
+    random walk of its log coefficients; 0 is a constant hazard. See
+    :mod:`bayes_sarcoma.model.baselines` for the prior and its default.
 """
 
 from __future__ import annotations
@@ -82,8 +86,11 @@ SLOTS = MappingProxyType(
         "beta": ("real",),
         "center_sd": ("positive", "interval"),
         "interaction_sd": ("positive", "interval"),
+        "baseline_sd": ("positive", "interval"),
     }
 )
+#: Slots that are standard deviations (``on="precision"`` or ``"variance"`` allowed).
+SD_SLOTS = ("center_sd", "interaction_sd", "baseline_sd")
 SCALE_TRANSFORMS = ("sd", "precision", "variance")
 
 
@@ -219,6 +226,7 @@ DEFAULT_PRIORS = MappingProxyType(
         "beta": Prior("Normal", mu=0.0, sigma=1.0),
         "center_sd": Prior("HalfNormal", sigma=0.5),
         "interaction_sd": Prior("HalfNormal", sigma=0.25),
+        "baseline_sd": Prior("HalfNormal", sigma=1.0),
     }
 )
 
@@ -252,8 +260,8 @@ def as_prior(value: Any, slot: str) -> Prior:
         raise PriorError(f"{slot}: coefficient priors must be one of {list(LOCATION_SCALE)}")
     if prior.distribution == "Uniform" and base != "intercept" and prior.parameters["lower"] < 0:
         raise PriorError(f"{slot}: Uniform lower bound must be >= 0 for a positive quantity")
-    if prior.on != "sd" and base not in ("center_sd", "interaction_sd"):
-        raise PriorError(f"{slot}: on={prior.on!r} is only for center_sd and interaction_sd")
+    if prior.on != "sd" and base not in SD_SLOTS:
+        raise PriorError(f"{slot}: on={prior.on!r} is only for {', '.join(SD_SLOTS)}")
     return prior
 
 
@@ -329,7 +337,7 @@ def plan_priors(priors: Mapping[str, Prior], labels: list[str], scales: np.ndarr
                 [per_term[j].parameters[name] for j in idx]
             )
     structure: list = [("beta", groups)]
-    for slot in ("intercept", "shape", "center_sd", "interaction_sd"):
+    for slot in ("intercept", "shape", "center_sd", "interaction_sd", "baseline_sd"):
         prior = priors[slot]
         # A Uniform's bounds are structural: the initial value must lie inside them.
         bounds = tuple(prior.parameters.values()) if prior.distribution == "Uniform" else ()

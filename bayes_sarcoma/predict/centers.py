@@ -34,6 +34,7 @@ from scipy import stats
 
 from bayes_sarcoma._defaults import CI_PROB
 from bayes_sarcoma.data.design import level_codes
+from bayes_sarcoma.model.baselines import Baseline
 from bayes_sarcoma.model.posterior import linear_predictor
 from bayes_sarcoma.predict.survival import draws, fitted_design, model_spec
 
@@ -124,23 +125,19 @@ def expected_events(
         modifier_index = level_codes(cd[modifier].to_series(), list(post[modifier].to_numpy()))
     flat = {
         k: post[k].to_numpy().reshape(-1, *post[k].shape[2:])
-        for k in ("intercept", "beta", "interaction_effect")
+        for k in ("intercept", "beta", "interaction_effect", "shape", "baseline_coef")
         if k in post
     }
     n = flat["intercept"].shape[0]
-    shape = post["shape"].to_numpy().ravel() if "shape" in post else np.ones(n)
+    baseline = Baseline.from_fit(dt)
     total = np.zeros(len(time))
     step = max(1, 2**22 // len(time))
     for start in range(0, n, step):
-        sl = slice(start, start + step)
-        eta = linear_predictor(
-            {k: v[sl] for k, v in flat.items()}, x, None, treatment, modifier_index
-        )
-        a = shape[sl, None]
-        h = np.exp(a * np.log(time) + eta)
+        part = {k: v[start : start + step] for k, v in flat.items()}
+        eta = linear_predictor(part, x, None, treatment, modifier_index)
+        h = np.exp(baseline.log_cumulative(part, time) + eta)
         if entry is not None:
-            with np.errstate(divide="ignore"):
-                h = h - np.exp(a * np.log(entry) + eta)
+            h = h - np.exp(baseline.log_cumulative(part, entry) + eta)
         total += h.sum(axis=0)
     return total / n
 

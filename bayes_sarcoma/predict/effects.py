@@ -20,6 +20,7 @@ import pandas as pd
 import xarray as xr
 
 from bayes_sarcoma._defaults import CI_PROB
+from bayes_sarcoma.model.baselines import Baseline
 from bayes_sarcoma.predict.survival import draws, fitted_design, model_spec, summarize
 
 COLUMNS = ["mean", "median", "lower", "upper"]
@@ -89,6 +90,13 @@ def time_ratios(
     --------
     >>> time_ratios(dt).loc["expert_center"]                               # doctest: +SKIP
     """
+    if Baseline.from_fit(dt).spline:
+        raise ValueError(
+            "time ratios exist for the Weibull and exponential baselines only: with a "
+            f"flexible baseline ({Baseline.from_fit(dt).name}) a hazard ratio does not scale "
+            "time by a constant factor; compare medians or RMSTs (predict_median, "
+            "standardized_survival) instead"
+        )
     post = draws(dt, group=group)
     shape = post.get("shape", 1.0)
     return _table(np.exp(-post["beta"] / shape), "term", ci_prob, benefit="gt_1")

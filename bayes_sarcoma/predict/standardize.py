@@ -4,7 +4,9 @@ For each posterior draw, every patient of ``data`` is set to treated (e.g. opera
 expert centre) and then to control, keeping the other covariates, and the survival is
 averaged over the patients and integrated over a new centre's effect::
 
-    S_a(t) = mean_i E_u[exp(-exp(u) t**alpha exp(eta_i(a)))],   u ~ Normal(0, center_sd)
+    S_a(t) = mean_i E_u[exp(-exp(u) H0(t) exp(eta_i(a)))],   u ~ Normal(0, center_sd)
+
+(``H0(t) = t**alpha`` for the Weibull).
 
 The contrasts are ``S_1(t) - S_0(t)``, ``S_1(t) / S_0(t)``, and the differences in the
 standardized medians and restricted mean survival times. With an effect modifier (the
@@ -31,6 +33,11 @@ Without an effect modifier the treated arm is the control arm shifted by the tre
 coefficient, so its moments are reused. The RMST uses the same expansion of
 ``r(x) = integral_0^1 g(x + alpha log v) dv`` (``RMST = tau * r``), whose derivatives
 follow from ``r' = (g - r) / alpha``; the median is found by a safeguarded Newton search.
+
+With a flexible baseline (``"mspline"``, ``"piecewise"``) ``t**alpha`` becomes ``H0(t)``:
+the survival is the same expansion at ``log H0(t)``, the median inverts ``H0`` at the point
+the Newton search finds, and the RMST integrates the standardized survival over time by
+Gauss-Legendre quadrature cut at the knots (``Baseline.time_quadrature``).
 """
 
 from __future__ import annotations
@@ -195,34 +202,40 @@ def _r0(x: np.ndarray, y: np.ndarray, a: np.ndarray) -> np.ndarray:
     return out
 
 
+def _mixture_survival(mix: PatientMixture, log_cum: np.ndarray, offsets: np.ndarray, w):
+    """Return the standardized survival at ``log H0`` values ``log_cum`` ``(draws, times)``."""
+    n, k = offsets.shape
+    s = log_cum[:, :, None] + offsets[:, None, :]  # -inf at t = 0 stays -inf
+    return mix.survival(s.reshape(n, -1)).reshape(n, log_cum.shape[1], k) @ w
+
+
 def _arm_quantities(
     mix: PatientMixture,
-    log_t: np.ndarray,
-    shape: np.ndarray,
-    offsets: np.ndarray,
-    w: np.ndarray,
+    arm: Predictor,
+    sl: slice,
+    t: np.ndarray,
     log_c_half: np.ndarray,
     horizon: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return the standardized survival ``(draws, times)``, median and RMST of one arm."""
-    n, k = offsets.shape
-    with np.errstate(invalid="ignore"):
-        s = np.where(
-            np.isneginf(log_t)[None, :, None],
-            -np.inf,
-            shape[:, None, None] * log_t[None, :, None] + offsets[:, None, :],
-        )
-    surv = mix.survival(s.reshape(n, -1)).reshape(n, len(log_t), k) @ w
+    offsets = arm.offsets(sl)
+    _, w = arm.nodes()
+    surv = _mixture_survival(mix, arm.log_cumulative(sl, t), offsets, w)
 
     def fun(x):
         value, slope = mix.survival_and_derivative(x[:, None] + offsets)
         return value @ w - 0.5, slope @ w
 
-    # s is alpha * log(t): 1e-10 is a relative error of 1e-10 / alpha in the median.
+    # s is log H0(t) (alpha log t): 1e-10 is a relative error of ~1e-10 in the median.
     s_half = solve_decreasing(fun, log_c_half - mix.eta_max, log_c_half - mix.eta_min, xtol=1e-10)
-    median = np.exp(s_half / shape)
-    x = shape[:, None] * np.log(horizon) + offsets
-    rmst = horizon * (mix.restricted(x, shape) @ w)
+    median = arm.invert(sl, s_half[:, None])[:, 0]
+    if arm.baseline.spline:
+        nodes, weights = arm.baseline.time_quadrature(horizon)
+        rmst = _mixture_survival(mix, arm.log_cumulative(sl, nodes), offsets, w) @ weights
+    else:
+        shape = arm.shape(sl)
+        x = shape[:, None] * np.log(horizon) + offsets
+        rmst = horizon * (mix.restricted(x, shape) @ w)
     return surv, median, rmst
 
 
@@ -360,14 +373,10 @@ def _standardize_arms(
         for q in ("s", "median", "rmst")
         for a in arms
     }
-    with np.errstate(divide="ignore"):
-        log_t = np.log(t)
     for sl in first.chunks(first.n_patients):
-        offsets = first.offsets(sl)
-        shape = first.shape(sl)
-        log_c_half = log_cumulative_hazard_quantile(np.array([0.5]), offsets, w)[:, 0]
+        log_c_half = log_cumulative_hazard_quantile(np.array([0.5]), first.offsets(sl), w)[:, 0]
         for name, mix in _arm_mixtures(arms, sl, shift_column).items():
-            s, med, rmst = _arm_quantities(mix, log_t, shape, offsets, w, log_c_half, horizon)
+            s, med, rmst = _arm_quantities(mix, first, sl, t, log_c_half, horizon)
             out[f"s_{name}"][sl], out[f"median_{name}"][sl], out[f"rmst_{name}"][sl] = s, med, rmst
     return out
 

@@ -61,7 +61,13 @@ from bayes_sarcoma.report.headline import (
     format_interval,
     hazard_ratio_cells,
 )
-from bayes_sarcoma.report.methods import draws_text, methods_text, n_draws, priors_text
+from bayes_sarcoma.report.methods import (
+    baselines_text,
+    draws_text,
+    methods_text,
+    n_draws,
+    priors_text,
+)
 from bayes_sarcoma.simulate.calibration import calibration_table
 
 __all__ = ["DEFAULT_CANDIDATES", "Report", "analysis_report"]
@@ -349,6 +355,7 @@ def _context(
             horizon=horizon,
             draws_used=draws_used,
             priors=priors_text(fits_by_endpoint),
+            baselines=baselines_text(fits_by_endpoint),
         ),
     }
 

@@ -6,6 +6,7 @@
   ``log hazard ratios: Normal(0, 1) per SD of continuous terms (age: SD 15.7 years) ...``.
 - :func:`draws_text`: how many posterior draws a computation used, and whether they were
   thinned (evenly within chains), so that no number of the report is thinned silently.
+- :func:`baselines_text`: each fitted model's baseline hazard (a spline's knots included);
 - :func:`methods_text`: the Methods paragraph.
 """
 
@@ -16,10 +17,18 @@ from collections.abc import Mapping
 
 import xarray as xr
 
+from bayes_sarcoma.model.baselines import Baseline
 from bayes_sarcoma.model.priors import Prior, merge_priors
 from bayes_sarcoma.predict.survival import draws, fitted_design
 
-__all__ = ["describe_prior", "draws_text", "methods_text", "n_draws", "priors_text"]
+__all__ = [
+    "baselines_text",
+    "describe_prior",
+    "draws_text",
+    "methods_text",
+    "n_draws",
+    "priors_text",
+]
 
 #: Units of the registry's continuous columns, for "per SD (15.7 years)".
 _UNITS = {"age": "years", "tumor_size_cm": "cm"}
@@ -60,6 +69,11 @@ def _fit_priors(dt: xr.DataTree) -> list[str]:
     ]
     if spec.get("baseline", "weibull") == "weibull":
         phrases.append(f"Weibull shape: {describe_prior(priors['shape'])}")
+    if spec.get("baseline") in ("mspline", "piecewise"):
+        phrases.append(
+            "SD of the random walk of the baseline's log coefficients (baseline_sd; 0 is a "
+            f"constant hazard): {describe_prior(priors['baseline_sd'])}"
+        )
     scales = _continuous_scales(dt)
     phrases.append(
         f"log hazard ratios: {describe_prior(priors['beta'])} per SD of continuous terms"
@@ -108,6 +122,21 @@ def priors_text(fits: Mapping[str, Mapping[str, xr.DataTree]]) -> list[str]:
     return [f"{', '.join(names)}: {text}" for text, names in groups.items()]
 
 
+def baselines_text(fits: Mapping[str, Mapping[str, xr.DataTree]]) -> list[str]:
+    """Return each fit's baseline hazard (its knots for a spline), equal ones in one line.
+
+    Examples
+    --------
+    >>> baselines_text({"OS": {"weibull": dt}})  # doctest: +SKIP
+    ['OS weibull: Weibull baseline hazard, h0(t) = alpha t^(alpha-1)']
+    """
+    groups: dict[str, list[str]] = {}
+    for endpoint, named in fits.items():
+        for name, dt in named.items():
+            groups.setdefault(Baseline.from_fit(dt).describe(), []).append(f"{endpoint} {name}")
+    return [f"{', '.join(names)}: {text}" for text, names in groups.items()]
+
+
 def n_draws(dt: xr.DataTree, num_draws: int | None = None) -> int:
     """Return how many posterior draws a computation with ``num_draws`` uses.
 
@@ -138,7 +167,12 @@ def draws_text(dt: xr.DataTree, num_draws: int | None = None) -> str:
 
 
 def methods_text(
-    *, ci_prob: float, horizon: float, draws_used: Mapping[str, str], priors: list[str]
+    *,
+    ci_prob: float,
+    horizon: float,
+    draws_used: Mapping[str, str],
+    priors: list[str],
+    baselines: list[str] | None = None,
 ) -> dict[str, object]:
     """Return the Methods: the model paragraph, the priors and the draws behind each number.
 
@@ -153,18 +187,31 @@ def methods_text(
         -> :func:`draws_text`'s phrase.
     priors : list of str
         :func:`priors_text`'s lines.
+    baselines : list of str, optional
+        :func:`baselines_text`'s lines (default: every fit has the Weibull baseline).
 
     Returns
     -------
     dict
-        ``model`` (a paragraph), ``priors`` and ``draws`` (lists of sentences).
+        ``model`` (a paragraph, the baselines included), ``priors`` and ``draws`` (lists of
+        sentences).
     """
+    weibull_only = not baselines or all("Weibull baseline" in b for b in baselines)
+    if weibull_only:
+        hazard = "Weibull proportional-hazards model, h(t) = alpha t^(alpha-1) exp(eta)"
+    else:
+        hazard = (
+            "Proportional-hazards model, h(t) = h0(t) exp(eta), with the baseline hazards h0 "
+            "listed below (M-spline and piecewise baselines: knots at quantiles of the event "
+            "times, the hazard held constant past the longest follow-up, so predictions "
+            "beyond it extrapolate that constant)"
+        )
     model = (
-        "Weibull proportional-hazards model, h(t) = alpha t^(alpha-1) exp(eta), with a "
-        "normal random intercept per centre (non-centred where centres are small), fitted "
-        "by NUTS (nutpie). Continuous covariates are standardised for sampling; their hazard "
-        "ratios are reported per 10 years of age and per 5 cm of tumour size. The "
-        "expert-centre effect is a centre-level attribute, identified between centres. "
+        f"{hazard}, with a normal random intercept per centre (non-centred where centres are "
+        "small), fitted by NUTS (nutpie). Continuous covariates are standardised for "
+        "sampling; their hazard ratios are reported per 10 years of age and per 5 cm of "
+        "tumour size. The expert-centre effect is a centre-level attribute, identified "
+        "between centres. "
         f"Every interval is an equal-tailed {ci_prob:.0%} posterior (credible) interval around "
         "the posterior median. Standardized survival: g-computation over the registry's "
         "covariates with a new centre's effect integrated out (Gauss-Hermite); RMST to "
@@ -176,4 +223,6 @@ def methods_text(
         "within a centre), and leave-centre-out PSIS with a new centre's effect integrated out."
     )
     used = [f"{what}: {text}." for what, text in draws_used.items()]
-    return {"model": model, "priors": priors, "draws": used}
+    out = {"model": model, "priors": priors, "draws": used}
+    out["baselines"] = [] if weibull_only else list(baselines or [])
+    return out

@@ -84,7 +84,8 @@ def key_parameters(dt: xr.DataTree) -> tuple[list[str], dict]:
     (['intercept', 'shape', 'center_sd', 'beta'], {'term': ['expert_center']})
     """
     post = dt["posterior"].dataset
-    names = [v for v in ("intercept", "shape", "center_sd", "interaction_sd") if v in post]
+    keys = ("intercept", "shape", "baseline_sd", "center_sd", "interaction_sd")
+    names = [v for v in keys if v in post]
     coords: dict = {}
     if "beta" in post:
         names.append("beta")

@@ -562,3 +562,13 @@ def test_predict_id_column_option(os_fit_file, registry_small, tmp_path, capsys)
     code, _, err = run(capsys, "predict", os_fit_file, src, "--id-column", "name")
     assert code == 1
     assert "ids must be unique" in err
+
+
+def test_fit_options_choose_a_flexible_baseline():
+    flexible = _model("--endpoint", "OS", "--baseline", "mspline", "--n-basis", "8")
+    assert (flexible.baseline, flexible.n_basis) == ("mspline", 8)
+    spec = _model("--spec", "netsarc_mspline", "--endpoint", "OS")
+    assert (spec.baseline, spec.n_basis) == ("mspline", 10)
+    # Another baseline on the command line drops the spec's spline options.
+    weibull = _model("--spec", "netsarc_mspline", "--endpoint", "OS", "--baseline", "weibull")
+    assert (weibull.baseline, weibull.n_basis) == ("weibull", None)
