@@ -192,6 +192,8 @@ def _validate_table(args: argparse.Namespace, console: Console, df: pd.DataFrame
         "terms": _csv_list(args.terms) or [],
         "categorical": _csv_list(args.categorical),
         "entry": args.entry,
+        "center_level": _csv_list(args.center_level),
+        "time_unit": args.time_unit,
     }
     if args.id_column:
         options["id_column"] = args.id_column
@@ -235,6 +237,9 @@ def build_model(args: argparse.Namespace):
         "terms": _csv_list(args.terms),
         "categorical": _csv_list(args.categorical),
         "effect_modifier": args.effect_modifier,
+        "treatment": args.treatment,
+        "center_level": _csv_list(args.center_level),
+        "time_unit": args.time_unit,
         "baseline": args.baseline,
         "n_basis": args.n_basis,
         "entry": args.entry,
@@ -555,7 +560,23 @@ def _add_validate(sub: argparse._SubParsersAction, common: argparse.ArgumentPars
     g.add_argument("--categorical", help="comma-separated numeric columns to treat as categories")
     g.add_argument("--entry", help="delayed-entry time column")
     g.add_argument("--id-column", help="patient id column (default patient_id if present)")
+    _add_unit_options(g)
     _add_input_options(p)
+
+
+def _add_unit_options(g: argparse._ArgumentGroup) -> None:
+    """Add ``--center-level`` and ``--time-unit`` (fit and validate)."""
+    g.add_argument(
+        "--center-level",
+        help="comma-separated terms that describe centres, checked constant within each one "
+        "(default expert_center when a term; '' for none)",
+    )
+    g.add_argument(
+        "--time-unit",
+        choices=("days", "weeks", "months", "years"),
+        help="unit of the time column (default: read from its name, e.g. fu_days); a time "
+        "of 0 becomes half a day in it",
+    )
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
@@ -573,6 +594,12 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
         type=int,
         help="basis functions (intervals) of an mspline (piecewise) baseline (default 10)",
     )
+    g.add_argument(
+        "--treatment",
+        help="the treatment term (default expert_center when a term); it may vary within "
+        "centres (randomised within centres)",
+    )
+    _add_unit_options(g)
     g.add_argument("--time", help="time column (your own table)")
     g.add_argument("--event", help="event column, 0/1 (your own table)")
     g.add_argument("--cluster", help="centre column, or 'none'")

@@ -7,8 +7,11 @@ rows and the rule; nothing is dropped or silently changed), codes the covariates
 
 Zero times. A death on the day of surgery gives ``os_months = 0``, where the Weibull
 density is 0 or infinite. Such patients are kept: their time is set to ``zero_time``
-(half a day by default, in months) and a warning names them. Pass ``zero_time=None`` to
-make them an error instead.
+and a warning names them. By default (``zero_time="auto"``) that is half a day in the
+table's time unit (:func:`resolve_zero_time`): 0.5 in a table in days, 0.5 / 30.4375 in
+months, 0.5 / 365.25 in years; when the unit is not known, half a day in months, the
+registry's unit, and the warning says so. Pass ``zero_time=None`` to make them an error
+instead.
 """
 
 from __future__ import annotations
@@ -27,8 +30,13 @@ from bayes_sarcoma.math.mle import weibull_ph_mle
 
 #: Centre sd guess when no moment estimate can be made.
 DEFAULT_SD_GUESS = 0.3
-#: Half a day, in months: what a zero time becomes by default.
+#: Half a day, in months: what a zero time becomes in a table in months.
 HALF_DAY_MONTHS = 0.5 / schema.DAYS_PER_MONTH
+#: The time units a model knows (``time_unit=``), and ``zero_time``'s default.
+TIME_UNITS = tuple(schema.DAYS_PER_UNIT)
+AUTO_ZERO_TIME = "auto"
+#: Words of a time column's name that state its unit (``fu_days``, ``os_months``, ``years``).
+_UNIT_WORDS = {f"{unit[:-1]}{s}": unit for unit in TIME_UNITS for s in ("", "s")}
 
 
 class ZeroTimeWarning(UserWarning):
@@ -351,6 +359,59 @@ def data_warnings(data: pd.DataFrame, columns: Columns, design: Design) -> None:
                 )
 
 
+def time_unit_from_name(column: str) -> str | None:
+    """Return the time unit that a time column's name states, or None if it states none.
+
+    A unit counts when it is a whole word of the name (words are split at anything that is
+    not a letter): ``fu_days`` and ``time.days`` are in days, ``os_months`` in months,
+    ``years`` in years; ``t``, ``daysim`` or ``days_or_months`` (two units) state none.
+
+    Examples
+    --------
+    >>> time_unit_from_name("fu_days"), time_unit_from_name("OS_Months"), time_unit_from_name("t")
+    ('days', 'months', None)
+    """
+    import re
+
+    words = re.split(r"[^a-z]+", str(column).lower())
+    units = {_UNIT_WORDS[w] for w in words if w in _UNIT_WORDS}
+    return units.pop() if len(units) == 1 else None
+
+
+def resolve_zero_time(
+    zero_time: float | str | None, time_unit: str | None
+) -> tuple[float | None, str]:
+    """Return what a zero time becomes, and the words that say why (for the warning).
+
+    ``zero_time="auto"`` is half a day in ``time_unit`` (one of :data:`TIME_UNITS`), or in
+    months when the unit is not known (``None``); a number or ``None`` is kept as it is.
+
+    Examples
+    --------
+    >>> resolve_zero_time("auto", "days")
+    (0.5, 'half a day, the times being in days')
+    >>> round(resolve_zero_time("auto", "years")[0], 6)
+    0.001369
+    >>> resolve_zero_time(0.01, "days")
+    (0.01, 'the zero_time given')
+    """
+    if zero_time is None or (not isinstance(zero_time, str) and zero_time > 0):
+        return zero_time, "the zero_time given"
+    if zero_time != AUTO_ZERO_TIME:
+        raise ValueError(
+            f"zero_time={zero_time!r}: give a time > 0 (in the table's time unit), "
+            "'auto' (half a day in the time unit) or None (zero times are an error)"
+        )
+    if time_unit is None:
+        return HALF_DAY_MONTHS, (
+            "half a day if the times are in months, but their unit is not known: say it "
+            "with time_unit='days', 'weeks', 'months' or 'years'"
+        )
+    if time_unit not in TIME_UNITS:
+        raise ValueError(f"time_unit={time_unit!r}: choose one of {TIME_UNITS} or None")
+    return 0.5 / schema.DAYS_PER_UNIT[time_unit], f"half a day, the times being in {time_unit}"
+
+
 def check_cluster_level(data: pd.DataFrame, cluster: str, column: str, idc: str | None) -> None:
     """Raise if ``column`` (e.g. ``expert_center``) varies within a cluster."""
     varies = data.groupby(cluster, sort=False, observed=True)[column].transform("nunique") > 1
@@ -365,8 +426,9 @@ def check_cluster_level(data: pd.DataFrame, cluster: str, column: str, idc: str 
                 f"{column} is a property of the {cluster} and must be constant within each one; "
                 f"it varies within {len(centres)} of them ({shown})",
                 id_column=idc,
-                hint="its effect is identified between centres; fix the flag, or pass "
-                "treatment=None if it really is a patient-level attribute",
+                hint="its effect is identified between centres; fix the flag, or, if it "
+                "really is a patient-level attribute (e.g. a treatment randomised within "
+                "centres), leave it out of center_level= (e.g. center_level=())",
             )
         )
 
@@ -376,7 +438,8 @@ def prepare(
     columns: Columns,
     design: Design,
     *,
-    zero_time: float | None = HALF_DAY_MONTHS,
+    zero_time: float | str | None = AUTO_ZERO_TIME,
+    time_unit: str | None = "months",
     centers: Sequence | None = None,
     modifier_levels: Sequence | None = None,
     parameterization: str = "auto",
@@ -393,8 +456,11 @@ def prepare(
         Which columns to read.
     design : Design
         The covariate coding (learnt on the fitting data).
-    zero_time : float or None
-        What a time of exactly 0 becomes (``None``: an error).
+    zero_time : float, "auto" or None
+        What a time of exactly 0 becomes (``"auto"``: half a day in ``time_unit``, see
+        :func:`resolve_zero_time`; ``None``: an error).
+    time_unit : {"days", "weeks", "months", "years"} or None
+        The time column's unit (``None``: not known).
     centers : sequence, optional
         The cluster ids, in index order (default: the sorted ids in ``data``).
     modifier_levels : sequence, optional
@@ -410,7 +476,9 @@ def prepare(
     resolve_table(data, columns)
     check_outcome(data, columns)
     ids = data[columns.id_column].to_numpy() if columns.id_column else data.index.to_numpy()
-    time, n_zero_times = _times_without_zeros(data, columns, ids, zero_time)
+    time, n_zero_times = _times_without_zeros(
+        data, columns, ids, *resolve_zero_time(zero_time, time_unit)
+    )
     event = data[columns.event].to_numpy(dtype=float)
     if t_ref is None:
         t_ref = float(np.median(time))
@@ -445,11 +513,12 @@ def prepare(
 
 
 def _times_without_zeros(
-    data: pd.DataFrame, columns: Columns, ids: np.ndarray, zero_time: float | None
+    data: pd.DataFrame, columns: Columns, ids: np.ndarray, zero_time: float | None, why: str
 ) -> tuple[np.ndarray, int]:
     """Return the survival times with each 0 set to ``zero_time`` (with a warning), and how many.
 
-    Raise instead if ``zero_time`` is None.
+    ``why`` (from :func:`resolve_zero_time`) goes into the warning. Raise instead if
+    ``zero_time`` is None.
     """
     time = data[columns.time].to_numpy(dtype=float).copy()
     zero = time == 0
@@ -468,8 +537,8 @@ def _times_without_zeros(
         warnings.warn(
             f"{int(zero.sum())} patients have {columns.time} = 0 (an event or censoring on the "
             f"day of the time origin, e.g. death on the day of surgery): their time is set to "
-            f"{zero_time:.4g} for the fit; rows {shown}. Pass zero_time=None to make this an "
-            "error.",
+            f"{zero_time:.4g} ({why}) for the fit; rows {shown}. Pass zero_time=None to make "
+            "this an error.",
             ZeroTimeWarning,
             stacklevel=4,  # the caller of prepare's caller (as when this was inside prepare)
         )

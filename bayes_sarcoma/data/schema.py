@@ -10,6 +10,11 @@ from types import MappingProxyType
 
 #: Days in a month: times are in months, ``days / DAYS_PER_MONTH``.
 DAYS_PER_MONTH = 30.4375
+#: Days per time unit, for the units a table's time column can be in (a year is 12
+#: months: 365.25 days, the Julian year that ``DAYS_PER_MONTH`` is a twelfth of).
+DAYS_PER_UNIT = MappingProxyType(
+    {"days": 1.0, "weeks": 7.0, "months": DAYS_PER_MONTH, "years": 12 * DAYS_PER_MONTH}
+)
 
 PATIENT_ID = "patient_id"
 CENTER_ID = "center_id"

@@ -13,7 +13,10 @@ The class only orchestrates: :mod:`~bayes_sarcoma.data.design` codes the covaria
 :mod:`~bayes_sarcoma.model.graph` builds the PyMC model, :mod:`~bayes_sarcoma.inference.sampling`
 compiles (once per structure) and samples, :mod:`~bayes_sarcoma.model.posterior` writes the
 DataTree. Expert status is a centre-level attribute, so its effect is identified by
-comparing centres; the model checks that the flag never varies within a centre.
+comparing centres; the model checks that the flag never varies within a centre
+(``center_level``). A treatment that varies within centres (randomised within centres, as
+in a multi-centre trial) is a patient-level term like any other: which terms are centre-
+level in the graph is read from the data (:func:`~bayes_sarcoma.data.prepare.center_level_terms`).
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ from bayes_sarcoma.data import schema
 from bayes_sarcoma.data.design import Design
 from bayes_sarcoma.data.endpoints import derive_endpoints
 from bayes_sarcoma.data.prepare import (
-    HALF_DAY_MONTHS,
+    AUTO_ZERO_TIME,
+    TIME_UNITS,
     Columns,
     Prepared,
     check_cluster_level,
@@ -40,6 +44,8 @@ from bayes_sarcoma.data.prepare import (
     data_warnings,
     prepare,
     resolve_table,
+    resolve_zero_time,
+    time_unit_from_name,
 )
 from bayes_sarcoma.data.validation import validate_registry
 from bayes_sarcoma.inference.diagnose import CHECKED_CENTERS, diagnose
@@ -110,8 +116,14 @@ class HierarchicalWeibull:
     center_effects : bool
         Include the centre random intercept.
     treatment : str or None
-        The treatment term (``"auto"``: ``expert_center`` when it is a term): checked to be
-        constant within centres, and the term whose effect ``effect_modifier`` modifies.
+        The treatment term (``"auto"``: ``expert_center`` when it is a term): the term whose
+        effect ``effect_modifier`` modifies and that standardized survival contrasts by
+        default. It may be centre-level (expert status) or vary within centres (a
+        treatment randomised within centres): the latter is a patient-level term.
+    center_level : sequence of str or "auto"
+        Terms declared to describe centres, checked to be constant within each centre (a
+        :class:`~bayes_sarcoma.data.errors.RegistryError` names the centres and rows where
+        one is not). ``"auto"``: ``expert_center`` when it is a term.
     effect_modifier : str, optional
         A categorical column (e.g. ``"margin"``): the treatment effect gets a partially
         pooled deviation per level, ``delta_m ~ Normal(0, interaction_sd)``.
@@ -131,8 +143,15 @@ class HierarchicalWeibull:
     center_sd_guess : float, optional
         The guess of ``sigma_u`` that ``"auto"`` uses (default: a quick moment estimate
         from the data).
-    zero_time : float or None
-        What a time of exactly 0 becomes (default half a day in months); ``None``: error.
+    time_unit : {"auto", "days", "weeks", "months", "years"} or None
+        The unit of the time column. ``"auto"``: the unit its name states as a word
+        (``fu_days``, ``years``; months for the registry's ``lrfs_months``, ``rfs_months``,
+        ``os_months``), else not known (``None``). Used for the default ``zero_time`` and the
+        axis labels; the results are always in the time column's own unit.
+    zero_time : float, "auto" or None
+        What a time of exactly 0 becomes: ``"auto"`` (default) half a day in
+        ``time_unit`` (half a day in months when the unit is not known); a number is taken
+        as it is, in the time column's unit; ``None``: a zero time is an error.
     t_ref : float, optional
         The reference time of the intercept's prior (see :mod:`bayes_sarcoma.model.priors`),
         in the data's time unit. Default: the median observed time of the fitting data, a
@@ -164,6 +183,7 @@ class HierarchicalWeibull:
         knots: Sequence[float] | None = None,
         center_effects: bool = True,
         treatment: str | None = AUTO,
+        center_level: Sequence[str] | str = AUTO,
         effect_modifier: str | None = None,
         categorical: Sequence[str] = (),
         reference: Mapping[str, Any] | None = None,
@@ -172,7 +192,8 @@ class HierarchicalWeibull:
         quadrature_nodes: int | str = "auto",
         parameterization: str = "auto",
         center_sd_guess: float | None = None,
-        zero_time: float | None = HALF_DAY_MONTHS,
+        time_unit: str | None = AUTO,
+        zero_time: float | str | None = AUTO_ZERO_TIME,
         t_ref: float | None = None,
     ):
         if endpoint is not None:
@@ -195,6 +216,9 @@ class HierarchicalWeibull:
             raise ValueError("effect_modifier needs a treatment term (treatment=...)")
         if treatment is not None and treatment not in terms:
             raise ValueError(f"treatment={treatment!r} must be one of the terms {list(terms)}")
+        center_level = _checked_center_level(center_level, terms)
+        time_unit = _checked_time_unit(time_unit, time)
+        resolve_zero_time(zero_time, time_unit)  # raises on a bad zero_time
         self.endpoint = endpoint
         self.time = time
         self.event = event
@@ -208,6 +232,7 @@ class HierarchicalWeibull:
         self.knots = None if knots is None else [float(k) for k in knots]
         self.center_effects = bool(center_effects and cluster)
         self.treatment = treatment
+        self.center_level = center_level
         self.effect_modifier = effect_modifier
         self.categorical = tuple(categorical)
         self.reference = dict(reference or {})
@@ -216,6 +241,7 @@ class HierarchicalWeibull:
         self.quadrature_nodes = quadrature_nodes
         self.parameterization = parameterization
         self.center_sd_guess = center_sd_guess
+        self.time_unit = time_unit
         self.zero_time = zero_time
         self.t_ref = None if t_ref is None else float(t_ref)
         # Learnt at fit time:
@@ -242,6 +268,7 @@ class HierarchicalWeibull:
             "knots": self.knots,
             "center_effects": self.center_effects,
             "treatment": self.treatment,
+            "center_level": list(self.center_level),
             "effect_modifier": self.effect_modifier,
             "categorical": list(self.categorical),
             "reference": self.reference,
@@ -250,6 +277,7 @@ class HierarchicalWeibull:
             "quadrature_nodes": self.quadrature_nodes,
             "parameterization": self.parameterization,
             "center_sd_guess": self.center_sd_guess,
+            "time_unit": self.time_unit,
             "zero_time": self.zero_time,
             "t_ref": self.t_ref,
         }
@@ -309,8 +337,8 @@ class HierarchicalWeibull:
                 id_column=cols.id_column,
                 registry=bool(self.endpoint),
             )
-            if self.treatment and self.cluster:
-                check_cluster_level(data, self.cluster, self.treatment, cols.id_column)
+            for term in self.center_level if self.cluster else ():
+                check_cluster_level(data, self.cluster, term, cols.id_column)
             check_outcome(data, cols)
             data_warnings(data, cols, self.design_)
         if learn and self.endpoint and set(schema.REQUIRED_COLUMNS) <= set(data.columns):
@@ -323,6 +351,7 @@ class HierarchicalWeibull:
             cols,
             self.design,
             zero_time=self.zero_time,
+            time_unit=self.time_unit,
             centers=None if ref is None else ref.center_ids,
             modifier_levels=None if ref is None else ref.modifier_levels,
             parameterization=self.parameterization,
@@ -528,6 +557,7 @@ class HierarchicalWeibull:
             "compile_seconds": out.compile_seconds,
             "sampling_seconds": out.sampling_seconds,
             "n_zero_times": self.prepared_.n_zero_times,
+            "zero_time": resolve_zero_time(self.zero_time, self.time_unit)[0],
         }
         return build_datatree(
             post,
@@ -611,6 +641,28 @@ class HierarchicalWeibull:
                 SamplerWarning,
                 stacklevel=3,
             )
+
+
+def _checked_center_level(center_level: Sequence[str] | str, terms: tuple) -> tuple[str, ...]:
+    """Return the declared centre-level terms (``"auto"``: ``expert_center`` if a term)."""
+    if center_level == AUTO:
+        return (schema.EXPERT,) if schema.EXPERT in terms else ()
+    if isinstance(center_level, str):
+        center_level = (center_level,)
+    center_level = tuple(center_level or ())
+    unknown = [t for t in center_level if t not in terms]
+    if unknown:
+        raise ValueError(f"center_level={unknown} must be among the terms {list(terms)}")
+    return center_level
+
+
+def _checked_time_unit(time_unit: str | None, time: str) -> str | None:
+    """Return the time column's unit: ``"auto"`` is the unit its name states (or None)."""
+    if time_unit == AUTO:
+        return time_unit_from_name(time)  # the registry's lrfs_months ... are in months
+    if time_unit is not None and time_unit not in TIME_UNITS:
+        raise ValueError(f"time_unit={time_unit!r}: choose 'auto', one of {TIME_UNITS} or None")
+    return time_unit
 
 
 def _checked_engine(engine: str, quadrature_nodes: int | str) -> str:

@@ -166,7 +166,7 @@ def center_profile(
         ``E_c`` is expected at a typical centre of the same expert status; ``"total"``
         judges ``u_c + beta_T * treated_c`` (the centre against a typical non-expert
         centre: what a patient choosing a centre compares), and ``E_c`` is expected at a
-        typical non-expert centre (case mix only).
+        typical non-expert centre (case mix only); only for a centre-level treatment.
     threshold : float
         Hazard ratio (> 1) above which a centre counts as worse than the network
         (``p_above``); below ``1 / threshold`` it counts as better (``p_below``).
@@ -181,11 +181,13 @@ def center_profile(
         ``ratio_upper`` (the shrunken hazard ratio ``exp(effect)`` against a typical
         centre: posterior median and ``ci_prob`` interval), ``p_above``
         (``P(ratio > threshold)``), ``p_below`` (``P(ratio < 1 / threshold)``); the
-        treatment flag (e.g. ``expert_center``) when the model has one; ``mean``,
+        flag of a centre-level treatment (e.g. ``expert_center``); ``mean``,
         ``median``, ``lower``, ``upper`` (the log hazard ratio), ``hr_median``
         (``exp(median)``), ``rank_mean``, ``rank_lower``, ``rank_upper`` (1 = lowest
         hazard), ``prob_best`` and ``prob_worst``. ``attrs`` holds ``ci_prob``, ``tail``,
-        ``effect``, ``threshold``, ``treatment``, ``n_centers`` and ``n_tail``.
+        ``effect``, ``threshold``, ``treatment`` (the flag's column; None when the model's
+        treatment varies within centres: then it is part of the case mix, in ``E_c``, and
+        describes no centre), ``n_centers`` and ``n_tail``.
 
     Examples
     --------
@@ -196,9 +198,9 @@ def center_profile(
     post = draws(dt, group=group)
     if "center_effect" not in post:
         raise ValueError("this fit has no centre effects (center_effects=False or no cluster)")
-    treatment = model_spec(dt).get("treatment")
-    if effect == "total" and treatment not in fitted_design(dt).labels:
-        raise ValueError("effect='total' needs a treatment term (e.g. expert_center)")
+    treatment = center_level_treatment(dt)
+    if effect == "total" and treatment is None:
+        raise ValueError(_no_total_effect(dt))
     centers = post["center"].to_numpy()
     without = (treatment,) if effect == "total" else ()
     table = _observed_and_expected(dt, centers, treatment, group, without)
@@ -219,6 +221,35 @@ def center_profile(
         "n_tail": k,
     }
     return table
+
+
+def center_level_treatment(dt: xr.DataTree) -> str | None:
+    """Return the model's treatment term if it is constant within every centre, else None.
+
+    A centre-level treatment (expert status) describes centres: :func:`center_profile`
+    shows it as a flag per centre and can add its effect (``effect="total"``). A treatment
+    that varies within centres (randomised within centres) is patient-level: part of the
+    case mix. Read from the fitted design (``constant_data``), so old fits work too.
+    """
+    treatment = model_spec(dt).get("treatment")
+    cd = dt["constant_data"]
+    if treatment not in fitted_design(dt).labels or "center" not in cd:
+        return None
+    flag = pd.Series(cd["x"].sel(term=treatment).to_numpy())
+    per_center = flag.groupby(cd["center"].to_numpy(), sort=False).nunique()
+    return treatment if (per_center <= 1).all() else None
+
+
+def _no_total_effect(dt: xr.DataTree) -> str:
+    """Return why ``effect="total"`` is refused for ``dt``."""
+    treatment = model_spec(dt).get("treatment")
+    if treatment not in fitted_design(dt).labels:
+        return "effect='total' needs a treatment term (e.g. expert_center)"
+    return (
+        f"effect='total' adds the effect of a centre-level treatment to each centre's, but "
+        f"{treatment} varies within centres (a patient-level treatment): it is part of the "
+        "case mix, already in the expected events; use effect='center'"
+    )
 
 
 def _check_profile_args(ci_prob: float, tail: float, effect: str, threshold: float) -> None:

@@ -311,6 +311,19 @@ def standardized_survival(
     return _standardized_dataset(arms["treated"], out, t, attrs, time_label(dt))
 
 
+def arm_labels(treatment: str | None) -> tuple[str, str]:
+    """Return the names of the treated and control arms of ``treatment``.
+
+    Examples
+    --------
+    >>> arm_labels("expert_center"), arm_labels("arm")
+    (('expert centre', 'other centre'), ('arm = 1', 'arm = 0'))
+    """
+    if treatment in (None, "expert_center"):
+        return "expert centre", "other centre"
+    return f"{treatment} = 1", f"{treatment} = 0"
+
+
 def _check_center(center: str) -> None:
     """Raise unless ``center`` is one that both arms can share (a new or typical centre)."""
     if center not in ("new", "typical"):
@@ -416,7 +429,8 @@ def standardized_summary(ds: xr.Dataset, *, ci_prob: float = CI_PROB) -> pd.Data
 
     One row per quantity (``treated``, ``control``, ``difference``, ``ratio``) and time,
     then the medians and RMSTs (``time`` is NaN for those, and ``horizon`` holds the RMST
-    horizon); columns ``quantity``, ``time``, ``mean``, ``median``, ``lower``, ``upper``.
+    horizon); columns ``quantity``, ``time``, ``mean``, ``median``, ``lower``, ``upper``;
+    ``attrs["treatment"]`` names the treatment.
 
     Examples
     --------
@@ -436,14 +450,16 @@ def standardized_summary(ds: xr.Dataset, *, ci_prob: float = CI_PROB) -> pd.Data
         rows.append(summarize(ds[name], ci_prob=ci_prob).assign(quantity=name, time=np.nan))
     table = pd.concat(rows, ignore_index=True)
     table["horizon"] = np.where(table.quantity.str.startswith("rmst"), ds.attrs["horizon"], np.nan)
-    return table[["quantity", "time", "horizon", "mean", "median", "lower", "upper"]]
+    table = table[["quantity", "time", "horizon", "mean", "median", "lower", "upper"]]
+    table.attrs["treatment"] = ds.attrs.get("treatment")
+    return table
 
 
 def plot_standardized(
     ds: xr.Dataset,
     *,
     ci_prob: float = CI_PROB,
-    labels: Sequence[str] = ("expert centre", "other centre"),
+    labels: Sequence[str] | None = None,
     title: str | None = None,
 ):
     """Plot the standardized curves of both arms and their difference, with intervals.
@@ -454,8 +470,9 @@ def plot_standardized(
         Output of :func:`standardized_survival` (use many times for smooth curves).
     ci_prob : float
         Probability of the equal-tailed intervals (shaded).
-    labels : (str, str)
-        Names of the treated and control arms.
+    labels : (str, str), optional
+        Names of the treated and control arms (default: :func:`arm_labels` of the
+        treatment, "expert centre" and "other centre" for ``expert_center``).
     title : str, optional
         Figure title.
 
@@ -471,6 +488,7 @@ def plot_standardized(
     import matplotlib.pyplot as plt
 
     t = ds["time"].to_numpy()
+    labels = labels or arm_labels(ds.attrs.get("treatment"))
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
     for name, label, colour in zip(("treated", "control"), labels, ("C0", "C1"), strict=True):
         s = summarize(ds[name], ci_prob=ci_prob)

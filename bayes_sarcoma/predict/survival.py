@@ -94,7 +94,8 @@ def time_label(dt: xr.DataTree) -> str:
     spec = model_spec(dt)
     if spec.get("endpoint"):
         return "months since surgery"
-    return f"time ({spec['time']}, the data's unit)"
+    unit = spec.get("time_unit") or "the data's unit"
+    return f"time ({spec['time']}, {unit})"
 
 
 def draws(dt: xr.DataTree, *, group: str = "posterior", num_draws: int | None = None) -> xr.Dataset:

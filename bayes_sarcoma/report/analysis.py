@@ -50,14 +50,17 @@ from bayes_sarcoma.inference.diagnose import fit_diagnosis
 from bayes_sarcoma.model.hierarchical import HierarchicalWeibull, SamplerWarning
 from bayes_sarcoma.predict import centers, effects
 from bayes_sarcoma.predict.standardize import (
+    arm_labels,
     plot_standardized,
     standardized_summary,
     standardized_survival,
 )
+from bayes_sarcoma.predict.survival import fitted_design, model_spec
 from bayes_sarcoma.report import plots
 from bayes_sarcoma.report.headline import (
     contrast_cells,
     cri,
+    effect_name,
     format_interval,
     hazard_ratio_cells,
 )
@@ -356,6 +359,7 @@ def _context(
             draws_used=draws_used,
             priors=priors_text(fits_by_endpoint),
             baselines=baselines_text(fits_by_endpoint),
+            patient_level=_patient_level_treatments(sections.main),
         ),
     }
 
@@ -592,13 +596,14 @@ class _Builder:
         std = standardized_survival(dt, self.df, grid, horizon=horizon, num_draws=num_draws)
         summary = standardized_summary(std, ci_prob=self.ci_prob)
         label = f"difference, {cri(self.ci_prob)}"
+        treated, control = arm_labels(std.attrs["treatment"])
         rows = []
         for t in times:
             at = summary[summary.time == t].set_index("quantity")
             row = {
                 "quantity": f"survival at {t:g} months",
-                "expert centre": _pct(at.loc["treated", "median"]),
-                "other centre": _pct(at.loc["control", "median"]),
+                treated: _pct(at.loc["treated", "median"]),
+                control: _pct(at.loc["control", "median"]),
                 label: _interval(*(100 * at.loc["difference", ["median", "lower", "upper"]]), 1)
                 + " pp",
             }
@@ -610,8 +615,8 @@ class _Builder:
         for name, what in (("median", "median (months)"), ("rmst", f"RMST to {horizon:g} months")):
             row = {
                 "quantity": what,
-                "expert centre": f"{rest.loc[f'{name}_treated', 'median']:.1f}",
-                "other centre": f"{rest.loc[f'{name}_control', 'median']:.1f}",
+                treated: f"{rest.loc[f'{name}_treated', 'median']:.1f}",
+                control: f"{rest.loc[f'{name}_control', 'median']:.1f}",
                 label: _interval(*rest.loc[f"{name}_difference", ["median", "lower", "upper"]], 1)
                 + " months",
             }
@@ -628,12 +633,13 @@ class _Builder:
     def margin(self, endpoint, dt) -> dict:
         table = effects.effect_by_modifier(dt, ci_prob=self.ci_prob)
         self.tables[f"effect_by_margin_{endpoint}"] = table
+        name = effect_name(table.attrs["treatment"])
         shown = pd.DataFrame(
             {
                 "patients": table["n_patients"].map(lambda v: f"{v:,.0f}"),
-                "expert": table["n_treated"].map(lambda v: f"{v:,.0f}"),
+                name: table["n_treated"].map(lambda v: f"{v:,.0f}"),
                 "events": table["n_events"].map(lambda v: f"{v:,.0f}"),
-                f"expert HR, {cri(self.ci_prob)}": [
+                f"{name} HR, {cri(self.ci_prob)}": [
                     _interval(r["median"], r["lower"], r["upper"]) for _, r in table.iterrows()
                 ],
                 "P(HR<1)": table["prob_lt_1"].map(lambda p: f"{p:.3f}"),
@@ -806,6 +812,18 @@ def _centre_table(shown: pd.DataFrame, ci_prob: float) -> pd.DataFrame:
     treatment = shown.attrs.get("treatment")
     if treatment in shown:
         out.insert(0, "expert", shown[treatment].map(lambda v: "yes" if v else ""))
+    return out
+
+
+def _patient_level_treatments(main: Mapping[str, tuple[Any, xr.DataTree]]) -> list[str]:
+    """Return the main fits' treatments that vary within centres (patient-level terms)."""
+    out = []
+    for _, dt in main.values():
+        treatment = model_spec(dt).get("treatment")
+        clustered = "center" in dt["constant_data"]
+        term = treatment in fitted_design(dt).labels
+        if term and clustered and centers.center_level_treatment(dt) is None:
+            out.append(treatment)
     return out
 
 

@@ -14,9 +14,21 @@ import xarray as xr
 
 from bayes_sarcoma._defaults import CI_PROB
 from bayes_sarcoma.predict import effects
+from bayes_sarcoma.predict.standardize import arm_labels
 from bayes_sarcoma.predict.survival import model_spec
 
-__all__ = ["contrast_cells", "cri", "format_interval", "hazard_ratio_cells"]
+__all__ = ["contrast_cells", "cri", "effect_name", "format_interval", "hazard_ratio_cells"]
+
+
+def effect_name(treatment: str | None) -> str:
+    """Return the name of a treatment's effect in the tables: "expert" or the term's name.
+
+    Examples
+    --------
+    >>> effect_name("expert_center"), effect_name("arm")
+    ('expert', 'arm')
+    """
+    return "expert" if treatment in (None, "expert_center") else treatment
 
 
 def cri(ci_prob: float = CI_PROB) -> str:
@@ -47,7 +59,8 @@ def hazard_ratio_cells(dt: xr.DataTree, *, ci_prob: float = CI_PROB) -> dict[str
     Parameters
     ----------
     dt : xarray.DataTree
-        A fit with a treatment term (``expert_center``).
+        A fit with a treatment term (``expert_center``; another one is named by its term,
+        ``arm HR``).
     ci_prob : float
         Probability of the interval.
 
@@ -64,7 +77,9 @@ def hazard_ratio_cells(dt: xr.DataTree, *, ci_prob: float = CI_PROB) -> dict[str
     treatment = model_spec(dt).get("treatment") or "expert_center"
     hr = effects.hazard_ratios(dt, ci_prob=ci_prob).loc[treatment]
     return {
-        f"expert HR, {cri(ci_prob)}": format_interval(hr["median"], hr["lower"], hr["upper"]),
+        f"{effect_name(treatment)} HR, {cri(ci_prob)}": format_interval(
+            hr["median"], hr["lower"], hr["upper"]
+        ),
         "P(HR < 1)": f"{hr['prob_lt_1']:.3f}",
     }
 
@@ -81,7 +96,8 @@ def contrast_cells(
         :func:`~bayes_sarcoma.predict.standardize.standardized_survival` whose times
         include ``landmark`` and whose RMST horizon is ``horizon``.
     landmark, horizon : float
-        Months of the survival contrast and of the RMST.
+        Months of the survival contrast and of the RMST. The arms are named after
+        ``summary.attrs["treatment"]`` ("expert" and "other" for ``expert_center``).
     ci_prob : float
         Probability of the intervals (only for the labels: ``summary`` holds them).
 
@@ -94,6 +110,9 @@ def contrast_cells(
     --------
     >>> contrast_cells(standardized_summary(std), landmark=60, horizon=60)  # doctest: +SKIP
     """
+    treatment = summary.attrs.get("treatment")
+    expert = effect_name(treatment) == "expert"
+    treated, control = ("expert", "other") if expert else arm_labels(treatment)
     at = summary[summary.time == landmark].set_index("quantity")
     rest = summary[summary.time.isna()].set_index("quantity")
 
@@ -101,8 +120,8 @@ def contrast_cells(
         return format_interval(*(scale * frame.loc[name, ["median", "lower", "upper"]]), 1)
 
     return {
-        f"survival at {landmark:g} months, expert": f"{100 * at.loc['treated', 'median']:.1f}%",
-        f"survival at {landmark:g} months, other": f"{100 * at.loc['control', 'median']:.1f}%",
+        f"survival at {landmark:g} months, {treated}": f"{100 * at.loc['treated', 'median']:.1f}%",
+        f"survival at {landmark:g} months, {control}": f"{100 * at.loc['control', 'median']:.1f}%",
         f"difference at {landmark:g} months, {cri(ci_prob)}": interval(at, "difference", 100)
         + " pp",
         f"difference in median survival time, {cri(ci_prob)}": interval(rest, "median_difference")

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import xarray as xr
 
@@ -173,6 +173,7 @@ def methods_text(
     draws_used: Mapping[str, str],
     priors: list[str],
     baselines: list[str] | None = None,
+    patient_level: Sequence[str] = (),
 ) -> dict[str, object]:
     """Return the Methods: the model paragraph, the priors and the draws behind each number.
 
@@ -189,6 +190,9 @@ def methods_text(
         :func:`priors_text`'s lines.
     baselines : list of str, optional
         :func:`baselines_text`'s lines (default: every fit has the Weibull baseline).
+    patient_level : sequence of str
+        Treatments of the fits that vary within centres (patient-level terms; the expert
+        flag is centre-level).
 
     Returns
     -------
@@ -210,9 +214,9 @@ def methods_text(
         f"{hazard}, with a normal random intercept per centre (non-centred where centres are "
         "small), fitted by NUTS (nutpie). Continuous covariates are standardised for "
         "sampling; their hazard ratios are reported per 10 years of age and per 5 cm of "
-        "tumour size. The expert-centre effect is a centre-level attribute, identified "
-        "between centres. "
-        f"Every interval is an equal-tailed {ci_prob:.0%} posterior (credible) interval around "
+        "tumour size. "
+        + _treatment_sentence(patient_level)
+        + f"Every interval is an equal-tailed {ci_prob:.0%} posterior (credible) interval around "
         "the posterior median. Standardized survival: g-computation over the registry's "
         "covariates with a new centre's effect integrated out (Gauss-Hermite); RMST to "
         f"{horizon:g} months. Posterior predictive checks censor replicated times at each "
@@ -226,3 +230,14 @@ def methods_text(
     out = {"model": model, "priors": priors, "draws": used}
     out["baselines"] = [] if weibull_only else list(baselines or [])
     return out
+
+
+def _treatment_sentence(patient_level: Sequence[str]) -> str:
+    """Return the Methods' sentence on how the treatment's effect is identified."""
+    if not patient_level:
+        return "The expert-centre effect is a centre-level attribute, identified between centres. "
+    names = ", ".join(dict.fromkeys(patient_level))
+    return (
+        f"The treatment ({names}) varies within centres: it is a patient-level term, its "
+        "effect identified by comparing patients within centres as well as between them. "
+    )

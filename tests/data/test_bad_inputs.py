@@ -37,7 +37,7 @@ from bayes_sarcoma.data import schema
 DAY = np.timedelta64(1, "D")
 DOCS = Path(__file__).parents[2] / "docs" / "reliability.md"
 
-#: The generic table's model: its own column names, a centre-level treatment ``arm``.
+#: The generic table's model: its own column names, a treatment ``arm`` declared centre-level.
 TABLE_MODEL = dict(
     time="t",
     event="d",
@@ -45,6 +45,7 @@ TABLE_MODEL = dict(
     terms=["dose", "arm"],
     id_column="subject",
     treatment="arm",
+    center_level=["arm"],
 )
 
 
@@ -344,12 +345,14 @@ CATALOGUE: list[Kind] = [
          "site", "ids must all have one type", ("S003",)),
     Kind("empty table (model)", M, "no rows", lambda df: df.iloc[:0], "t", "the table is empty"),
     Kind("single centre", M, "every patient in `site-0`", single_centre,
-         "site", "one", expect="either", kw={"treatment": None, "terms": ["dose"]}),
+         "site", "one", expect="either",
+         kw={"treatment": None, "terms": ["dose"], "center_level": ()}),
     Kind("all patients censored", M, "`d` = 0 everywhere", assign("d", lambda df: 0),
          "d", "no events", expect="either"),
     Kind("no events in a group", M, "no event where `arm` = 1", no_events_in_arm,
          "arm", "no events", expect="either"),
-    Kind("treatment varies within a centre", M, "one `site-3` patient with `arm` = 0", flip_arm,
+    Kind("declared centre-level term varies within a centre", M,
+         "one `site-3` patient with `arm` = 0", flip_arm,
          "arm", "must be constant within each one", ("S003",), also=("site-3",)),
     Kind("constant term", M, "`dose` = 5 for all", assign("dose", lambda df: 5.0),
          "dose", "a continuous term must vary"),
@@ -514,6 +517,59 @@ def test_zero_time_is_kept_at_half_a_day():
     custom = bs.HierarchicalWeibull(**TABLE_MODEL, zero_time=0.01)
     with pytest.warns(bs.ZeroTimeWarning, match="set to 0.01"):
         assert custom.prepare(df, learn=True).time[3] == 0.01
+
+
+@pytest.mark.parametrize(
+    ("unit", "column", "half_day"),
+    [
+        ("days", "t", 0.5),
+        ("months", "t", 0.5 / 30.4375),
+        ("years", "t", 0.5 / 365.25),
+        ("auto", "fu_days", 0.5),  # the unit the column's name states
+        ("auto", "os_months", 0.5 / 30.4375),
+        ("auto", "time.years", 0.5 / 365.25),
+    ],
+)
+def test_the_default_zero_time_is_half_a_day_in_the_tables_time_unit(unit, column, half_day):
+    """``zero_time="auto"`` follows ``time_unit``; a number given is kept as it is."""
+    df = survival_table().rename(columns={"t": column})
+    df.loc[[3, 7], column] = 0.0
+    model = bs.HierarchicalWeibull(**{**TABLE_MODEL, "time": column}, time_unit=unit)
+    with pytest.warns(bs.ZeroTimeWarning, match=r"half a day, the times being in"):
+        prepared = model.prepare(df, learn=True)
+    np.testing.assert_allclose(prepared.time[[3, 7]], half_day, rtol=1e-15)
+    assert model.to_dict()["time_unit"] in ("days", "months", "years")
+    given = bs.HierarchicalWeibull(**{**TABLE_MODEL, "time": column}, time_unit=unit, zero_time=0.2)
+    with pytest.warns(bs.ZeroTimeWarning, match="set to 0.2 "):
+        assert given.prepare(df, learn=True).time[3] == 0.2
+
+
+def test_an_unknown_time_unit_keeps_half_a_day_in_months_and_says_so():
+    df = survival_table()
+    df.loc[3, "t"] = 0.0
+    model = bs.HierarchicalWeibull(**TABLE_MODEL)  # "t" states no unit
+    assert model.time_unit is None
+    with pytest.warns(bs.ZeroTimeWarning, match=r"if the times are in months.*time_unit="):
+        assert model.prepare(df, learn=True).time[3] == 0.5 / schema.DAYS_PER_MONTH
+    with pytest.raises(ValueError, match="time_unit='hours'"):
+        bs.HierarchicalWeibull(**TABLE_MODEL, time_unit="hours")
+    with pytest.raises(ValueError, match="zero_time=-1"):
+        bs.HierarchicalWeibull(**TABLE_MODEL, zero_time=-1)
+
+
+def test_a_specification_from_before_time_unit_loads_as_it_was():
+    """Old saved fits: no ``time_unit``, ``center_level``; ``zero_time`` a number."""
+    spec = bs.HierarchicalWeibull(**TABLE_MODEL).to_dict()
+    for key in ("time_unit", "center_level"):
+        del spec[key]
+    spec["zero_time"] = 0.5 / schema.DAYS_PER_MONTH
+    model = bs.HierarchicalWeibull.from_dict(spec)
+    assert model.zero_time == spec["zero_time"]
+    assert model.center_level == ()  # "arm" was checked as the treatment; now not declared
+    df = survival_table()
+    df.loc[3, "t"] = 0.0
+    with pytest.warns(bs.ZeroTimeWarning, match=r"set to 0.01643 \(the zero_time given\)"):
+        assert model.prepare(df, learn=True).time[3] == spec["zero_time"]
 
 
 def test_derived_zero_time_from_dates_is_kept():

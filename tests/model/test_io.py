@@ -103,6 +103,27 @@ def test_loaded_model_predicts_without_refitting(os_model_and_fit, saved_os, reg
     )
 
 
+def test_a_fit_saved_before_time_unit_and_center_level_loads(os_model_and_fit, registry_small):
+    """A specification without ``time_unit``/``center_level``, ``zero_time`` a number."""
+    model, dt = os_model_and_fit
+    old = dt.copy()
+    spec = json.loads(dt.attrs["model"])
+    for key in ("time_unit", "center_level"):
+        del spec[key]
+    spec["zero_time"] = 0.5 / 30.4375
+    old.attrs = {**dt.attrs, "model": json.dumps(spec)}
+    again = bs.HierarchicalWeibull.from_datatree(old)
+    assert (again.time_unit, again.center_level) == ("months", ("expert_center",))
+    assert again.zero_time == spec["zero_time"]
+    np.testing.assert_array_equal(
+        again.prepare(registry_small).arrays["X"], model.prepare(registry_small).arrays["X"]
+    )
+    patients = registry_small.iloc[[0, 10]]
+    xr.testing.assert_identical(
+        predict_survival(old, patients, TIMES), predict_survival(dt, patients, TIMES)
+    )
+
+
 # 600 draws: a few high Pareto k values are expected; this test is about reading the file.
 @pytest.mark.filterwarnings("ignore:Estimated shape parameter of Pareto:UserWarning")
 def test_arviz_reads_the_loaded_fit(saved_os):

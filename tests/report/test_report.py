@@ -188,6 +188,38 @@ def single(tmp_path_factory, registry_small, os_model_and_fit):
     )
 
 
+@pytest.fixture(scope="module")
+def trial_arm_report(tmp_path_factory, registry_small):
+    """A report whose main fit's treatment varies within centres (randomised ``chemo``)."""
+    rng = np.random.default_rng(0)
+    df = registry_small.assign(chemo=rng.permutation(np.arange(len(registry_small)) % 2))
+    model = bs.HierarchicalWeibull("OS", terms=["expert_center", "age", "chemo"], treatment="chemo")
+    dt = model.fit(df, random_seed=2, **FAST)
+    return analysis_report(
+        df,
+        tmp_path_factory.mktemp("trial_arm") / "report.html",
+        endpoints=("OS",),
+        candidates=("weibull",),
+        fits={"OS": (model, dt)},
+        random_seed=5,
+        num_draws=100,
+    )
+
+
+def test_a_report_of_a_patient_level_treatment_names_it_and_flags_no_centre(trial_arm_report):
+    tables, html = trial_arm_report.tables, trial_arm_report.html
+    assert "chemo HR, median (95% CrI)" in tables["headline"].index
+    assert "survival at 60 months, chemo = 1" in tables["headline"].index
+    assert "expert HR, median (95% CrI)" not in tables["headline"].index
+    profile = tables["centres_OS"]
+    assert profile.attrs["treatment"] is None
+    assert "chemo" not in profile.columns
+    centres = html.split('id="centres"')[1]
+    assert "<th>expert</th>" not in centres
+    assert "The treatment (chemo) varies within centres" in html
+    assert "<th>chemo = 1</th>" in html.split('id="standardized"')[1]
+
+
 def _tables(html):
     return re.findall(r"<table.*?</table>", html, flags=re.DOTALL)
 
@@ -324,6 +356,8 @@ def test_the_centre_section_names_ratio_and_p_above(report):
     html = report.html.split('id="centres"')[1]
     assert "HR vs typical centre, median (95% CrI)" in html
     assert "P(HR &gt; 1.2)" in html
+    assert "<th>expert</th>" in html  # the centre-level treatment flags centres
+    assert "The expert-centre effect is a centre-level attribute" in report.html
     assert "smooth" in html
     assert "Poisson control limits" in html
     profile = report.tables["centres_OS"]
