@@ -196,20 +196,10 @@ class HierarchicalWeibull:
         zero_time: float | str | None = AUTO_ZERO_TIME,
         t_ref: float | None = None,
     ):
-        if endpoint is not None:
-            endpoint = str(endpoint).upper()
-            e_time, e_event = schema.endpoint_columns(endpoint)
-            time = time or e_time
-            event = event or e_event
-            terms = schema.DEFAULT_TERMS if terms is None else terms
-            if cluster == AUTO:
-                cluster = schema.CENTER_ID
-        if time is None or event is None:
-            raise ValueError("give an endpoint ('LRFS', 'RFS', 'OS') or both time= and event=")
-        if cluster == AUTO:
-            cluster = None
+        endpoint, time, event, terms, cluster = _resolve_columns(
+            endpoint, time, event, terms, cluster
+        )
         check_options(baseline, n_basis, knots)
-        terms = tuple(terms or ())
         if treatment == AUTO:
             treatment = schema.EXPERT if schema.EXPERT in terms else None
         if effect_modifier is not None and treatment is None:
@@ -663,6 +653,28 @@ def _checked_time_unit(time_unit: str | None, time: str) -> str | None:
     if time_unit is not None and time_unit not in TIME_UNITS:
         raise ValueError(f"time_unit={time_unit!r}: choose 'auto', one of {TIME_UNITS} or None")
     return time_unit
+
+
+def _resolve_columns(endpoint, time, event, terms, cluster):
+    """Return ``(endpoint, time, event, terms, cluster)`` with a registry endpoint's defaults.
+
+    A registry endpoint supplies its time and event columns, the registry's terms and the
+    centre column; otherwise ``time`` and ``event`` are required and there is no cluster
+    unless one is named.
+    """
+    if endpoint is not None:
+        endpoint = str(endpoint).upper()
+        e_time, e_event = schema.endpoint_columns(endpoint)
+        time = time or e_time
+        event = event or e_event
+        terms = schema.DEFAULT_TERMS if terms is None else terms
+        if cluster == AUTO:
+            cluster = schema.CENTER_ID
+    if time is None or event is None:
+        raise ValueError("give an endpoint ('LRFS', 'RFS', 'OS') or both time= and event=")
+    if cluster == AUTO:
+        cluster = None
+    return endpoint, time, event, tuple(terms or ()), cluster
 
 
 def _checked_engine(engine: str, quadrature_nodes: int | str) -> str:
