@@ -120,7 +120,7 @@ def test_small_data_speak_through_the_default_priors(small_binary_fits):
 def test_small_data_speak_on_twenty_data_sets():
     """Seeds 0-19, 4 chains: how often the default (and the former default) is within 15%.
 
-    Measured: the default 17 of 20 (median gap 9.6%), Normal(0, 1) 2 of 20 (median 24%).
+    Measured: the default 17 of 20 (median gap 9.5%), Normal(0, 1) 2 of 20 (median 23.5%).
     The three misses are data sets where the vague precision prior puts the centre SD near
     1.4 (the truth is 0.5), which makes the vague log HR larger.
     """
