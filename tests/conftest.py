@@ -82,3 +82,41 @@ def mspline_model_and_fit(mspline_table):
             mspline_table, random_seed=3, draws=150, tune=300, chains=2, progressbar=False
         )
     return model, dt
+
+
+#: The small data set of DESIGN.md section 3.3 (``registry_factory.small_binary_table``).
+SMALL_SPEC = dict(time="months", event="died", cluster="site", terms=["arm"], id_column="subject")
+#: Prior sets compared on it: the defaults, BUGS-style vague priors, the former default
+#: Normal(0, 1) on every coefficient, and a sceptical Normal(0, 0.2) on the arm's log HR.
+SMALL_PRIORS = {
+    "default": None,
+    "vague": "vague",
+    "old default": {"beta": {"dist": "Normal", "mu": 0.0, "sigma": 1.0}},
+    "sceptical": {"beta:arm": {"dist": "Normal", "mu": 0.0, "sigma": 0.2}},
+}
+
+
+def fit_small(data, priors, *, random_seed=1, chains=2):
+    """Fit ``SMALL_SPEC`` on ``data`` under one of ``SMALL_PRIORS``' values."""
+    import warnings
+
+    from bayes_sarcoma.model.specs import load_prior_set
+
+    if isinstance(priors, str):
+        priors = load_prior_set(priors).priors
+    model = bs.HierarchicalWeibull(**SMALL_SPEC, priors=priors)
+    with warnings.catch_warnings():
+        # Gamma(0.001, 0.001) on the precision gives a few divergences on such data.
+        warnings.simplefilter("ignore", bs.SamplerWarning)
+        return model.fit(
+            data, random_seed=random_seed, draws=1000, tune=1000, chains=chains, progressbar=False
+        )
+
+
+@pytest.fixture(scope="session")
+def small_binary_fits():
+    """Fits of 100 patients in 50 centres (true log HR -2 for ``arm``), per prior set."""
+    from registry_factory import small_binary_table
+
+    data = small_binary_table(random_seed=0)
+    return data, {name: fit_small(data, priors) for name, priors in SMALL_PRIORS.items()}

@@ -3,7 +3,7 @@
 - :func:`priors_text`: each fitted model's priors as stored in the fit
   (``dt.attrs["model"]``, merged over the defaults by
   :func:`~bayes_sarcoma.model.priors.merge_priors`), in the words a biostatistician reads:
-  ``log hazard ratios: Normal(0, 1) per SD of continuous terms (age: SD 15.7 years) ...``.
+  ``log hazard ratios: Normal(0, 2.5) per SD of continuous terms (age: SD 15.7 years) ...``.
 - :func:`draws_text`: how many posterior draws a computation used, and whether they were
   thinned (evenly within chains), so that no number of the report is thinned silently.
 - :func:`baselines_text`: each fitted model's baseline hazard (a spline's knots included);

@@ -190,3 +190,28 @@ def test_power_scaling_computes_a_log_likelihood_that_was_not_stored(os_model_an
     stored = power_scaling(dt, var_names=["center_sd", "shape"]).table
     computed = power_scaling(without, var_names=["center_sd", "shape"]).table
     pd.testing.assert_frame_equal(stored, computed)
+
+
+# -- prior-data conflict on small data (DESIGN.md section 3.3) ---------------------------------
+def _arm_sensitivity(dt, **kw):
+    q = xr.Dataset({"log_hr_arm": dt.posterior["beta"].sel(term="arm", drop=True)})
+    return power_scaling(dt, quantities=q, **kw).table.loc["log_hr_arm"]
+
+
+def test_power_scaling_flags_a_conflicting_prior_on_small_data(small_binary_fits):
+    """100 patients, 50 centres, true log HR -2: scaling the arm's own prior flags the
+    sceptical Normal(0, 0.2) and the former default Normal(0, 1), not the new default."""
+    _, fits = small_binary_fits
+    alone = dict(prior_var_names=["beta"], prior_coords={"term": ["arm"]})
+    sceptical = _arm_sensitivity(fits["sceptical"], **alone)
+    old = _arm_sensitivity(fits["old default"], **alone)
+    new = _arm_sensitivity(fits["default"], **alone)
+    for row in (sceptical, old):
+        assert row["prior_sensitive"]
+        assert row["diagnosis"] == "potential prior-data conflict"
+    assert not new["prior_sensitive"]
+    assert sceptical["prior"] > old["prior"] > 2 * new["prior"]
+    # All top-level priors scaled together: the default still moves it less than Normal(0, 1).
+    assert (
+        _arm_sensitivity(fits["default"])["prior"] < _arm_sensitivity(fits["old default"])["prior"]
+    )

@@ -283,7 +283,7 @@ def test_methods_list_each_fits_priors(report, os_model_and_fit):
         "intercept",
         "Normal(0, 1.25)",
         "Weibull shape: LogNormal(0, 0.35)",
-        "log hazard ratios: Normal(0, 1) per SD of continuous terms (age: SD",
+        "log hazard ratios: Normal(0, 2.5) per SD of continuous terms (age: SD",
         "SD of the centre effects (log hazard): HalfNormal(0.5)",
         "OS expert x margin",
         "(interaction_sd): HalfNormal(0.25)",
