@@ -51,8 +51,8 @@ from scipy import special
 
 from bayes_sarcoma.data import schema
 from bayes_sarcoma.data.endpoints import derive_endpoints
-from bayes_sarcoma.math import weibull
-from bayes_sarcoma.simulate import truth
+from bayes_sarcoma.simulate import missing as missing_values
+from bayes_sarcoma.simulate import scenarios, truth
 from bayes_sarcoma.simulate.config import _plain, default_config, make_config
 
 #: Size of the registry the pseudo-true values of a non-default configuration come from.
@@ -158,7 +158,7 @@ def _simulate_arrays(n: int, cfg: dict, rng: np.random.Generator) -> dict:
     x = design_matrix(expert, cov)
     eta = truth.linear_predictors(x, cov["margin"], cfg)
     u = u_center[center]
-    latent = weibull.sample_times(rng, eta + u[:, None], truth.shapes(cfg))  # months, (n, 3)
+    latent = truth.sample_latent_times(rng, eta + u[:, None], expert, cfg)  # months, (n, 3)
     f = cfg["followup"]
     start = np.datetime64(f["accrual_start"], "D")
     span = int((np.datetime64(f["accrual_end"], "D") - start).astype(int))
@@ -234,9 +234,10 @@ def pseudo_truth_config(cfg: dict) -> dict:
     the causes, ``center_sd``, the covariate mix, the expert share, the margin-dependent
     expert effects and the follow-up. The number of patients and how they are split into
     centres do not change it (every patient's ``u`` is ``Normal(0, center_sd)``,
-    independent of the covariates), so they are left out.
+    independent of the covariates), so they are left out. A scenario other than the
+    default is part of it (the default has none, so its stored values still apply).
     """
-    return {
+    part = {
         "causes": cfg["causes"],
         "center_sd": cfg["center_sd"],
         "covariates": cfg["covariates"],
@@ -244,12 +245,15 @@ def pseudo_truth_config(cfg: dict) -> dict:
         "expert_effect_by_margin": cfg["expert_effect_by_margin"],
         "followup": cfg["followup"],
     }
+    if "scenario" in cfg:
+        part["scenario"] = cfg["scenario"]
+    return part
 
 
 def compute_pseudo_truth(
     cfg: dict, n_patients: int = PSEUDO_TRUTH_SIZE, random_seed: int = PSEUDO_TRUTH_SEED
 ) -> dict:
-    """Fit the Weibull PH model to LRFS and RFS of a very large simulated registry.
+    """Fit the Weibull PH model to LRFS and RFS (and OS) of a very large simulated registry.
 
     The registry follows ``cfg`` (censoring included), with the number of expert centres
     scaled with its size so that expert patients' centre effects are well sampled. Each
@@ -257,7 +261,8 @@ def compute_pseudo_truth(
     is an exact multiplicative frailty of every endpoint (it multiplies each cause-specific
     hazard, hence their sum), so conditioning on it leaves only the misspecified Weibull
     baseline, which is what pseudo-true values describe; ``center_sd`` is the true one.
-    With ``expert_effect_by_margin`` the fit has expert-by-margin interactions.
+    With ``expert_effect_by_margin`` the fit has expert-by-margin interactions. Outside
+    the default scenario OS is not exactly Weibull PH either, and is fitted too.
     Results are cached in the process (``functools.lru_cache``).
 
     Parameters
@@ -272,7 +277,8 @@ def compute_pseudo_truth(
     Returns
     -------
     dict
-        ``{"LRFS": {...}, "RFS": {...}}`` (see :func:`bayes_sarcoma.simulate.truth.fit_endpoint`);
+        ``{"LRFS": {...}, "RFS": {...}}`` (and ``"OS"``; see
+        :func:`bayes_sarcoma.simulate.truth.fit_endpoint`);
         ``se`` is the Monte Carlo error of the pseudo-true values.
     """
     key = json.dumps(pseudo_truth_config(cfg), sort_keys=True)
@@ -285,12 +291,15 @@ def _pseudo_truth_cached(key: str, n_patients: int, random_seed: int) -> dict:
     cfg = default_config()
     for name in ("causes", "center_sd", "covariates", "followup", "expert_effect_by_margin"):
         cfg[name] = part[name]
+    if "scenario" in part:
+        cfg["scenario"] = part["scenario"]
     scaled = cfg["centers"]["n_expert_centers"] * n_patients / schema.PUBLISHED["n_patients"]
     cfg["centers"].update(expert_share=part["expert_share"], n_expert_centers=round(scaled))
     a = _simulate_arrays(n_patients, cfg, np.random.default_rng(random_seed))
     df = derive_endpoints(_frame(a))
     out = {}
-    for endpoint in ("LRFS", "RFS"):
+    endpoints = ("LRFS", "RFS") if "scenario" not in cfg else ("LRFS", "RFS", "OS")
+    for endpoint in endpoints:
         tcol, ecol = schema.endpoint_columns(endpoint)
         out[endpoint] = truth.fit_endpoint(
             df[tcol].to_numpy(float),
@@ -363,13 +372,19 @@ def _registry(
     cfg: dict,
     random_seed: int | np.random.SeedSequence | np.random.Generator | None,
     pseudo_truth: bool,
+    missing: list[dict] | None = None,
+    truth_times: tuple = truth.TRUTH_TIMES,
 ) -> pd.DataFrame:
     """Draw the registry of ``n`` patients under ``cfg``; record truth and settings in ``attrs``."""
     rng, entropy = _generator(random_seed)
     a = _simulate_arrays(n, cfg, rng)
     df = derive_endpoints(_frame(a))
     pseudo, source = pseudo_true_parameters(cfg) if pseudo_truth else (None, None)
-    df.attrs["truth"] = truth.registry_truth(a["x"], a["cov"]["margin"], cfg, pseudo)
+    truth_dict = truth.registry_truth(a["x"], a["cov"]["margin"], cfg, pseudo, truth_times)
+    record = None
+    if missing:
+        df, record = missing_values.apply_missing(df, missing, rng)
+    df.attrs["truth"] = truth_dict
     df.attrs["simulation"] = _plain(
         {
             "n_patients": n,
@@ -377,8 +392,12 @@ def _registry(
             "config": cfg,
             "pseudo_truth": source,
             "terms": list(truth.TERMS),
+            "scenario": scenarios.scenario_name(cfg),
         }
+        | ({"missing": missing} if missing else {})
     )
+    if record is not None:
+        df.attrs["missing"] = _plain(record)
     return df
 
 
@@ -386,6 +405,9 @@ def simulate_registry(
     n_patients: int = 9594,
     *,
     random_seed: int | np.random.SeedSequence | np.random.Generator | None = None,
+    scenario: str | dict = "weibull",
+    missing: dict | list[dict] | None = None,
+    truth_times: tuple = truth.TRUTH_TIMES,
     n_expert_centers: int | None = None,
     expert_share: float | None = None,
     hospital_size_exponent: float | None = None,
@@ -410,6 +432,21 @@ def simulate_registry(
         Seed of ``numpy.random.default_rng`` (a Generator is used as it is). None draws fresh
         entropy, recorded in ``df.attrs["simulation"]["random_seed"]`` (None for a Generator)
         so that the registry can be reproduced.
+    scenario : str or dict
+        ``"weibull"`` (default: Weibull PH causes), ``"rise_fall"`` (log-logistic baselines
+        whose hazards rise then fall, proportional hazards) or ``"waning_expert"`` (the
+        expert log hazard ratio wanes as ``beta exp(-t / tau)``); a dict with ``name`` and
+        settings overrides a scenario's settings (``{"name": "waning_expert",
+        "expert_waning_months": 12}``). See :mod:`bayes_sarcoma.simulate.scenarios`.
+    missing : dict or list of dict, optional
+        Remove values of ``grade``, ``tumor_size_cm`` or ``depth``:
+        ``dict(column=..., fraction=0.2, mechanism="MAR" | "MNAR" | "MCAR")``, optionally
+        ``depends_on`` (MAR; default ``"age"``) and ``strength`` (log odds ratio per sd,
+        default 1). The removed values are in ``attrs["missing"]``; the truth is that of
+        the complete registry. See :mod:`bayes_sarcoma.simulate.missing`.
+    truth_times : tuple of float
+        Months of the ``standardized`` and ``expert_hazard_ratio`` truths (default 12,
+        24, 60).
     n_expert_centers, expert_share : optional
         Number of expert centres (default 26) and share of patients operated at one (0.37).
     hospital_size_exponent, hospital_size_cap : optional
@@ -418,13 +455,14 @@ def simulate_registry(
     center_sd : float, optional
         Standard deviation of the centre effect shared by the three causes (default 0.15).
     causes : dict, optional
-        Overrides merged over the default cause-specific parameters (never mutating them),
+        Overrides merged over the scenario's cause-specific parameters (never mutating them),
         e.g. ``{"death": {"beta": {"expert_center": -0.3}}, "local": {"shape": 0.7}}``.
         Causes are ``"local"``, ``"distant"``, ``"death"``; parameters ``intercept``,
         ``shape`` and ``beta`` (keyed by term label, see ``bayes_sarcoma.simulate.truth.TERMS``;
-        log hazard ratios per year of age and per cm; months).
+        log hazard ratios per year of age and per cm; months), and ``scale`` in
+        ``"rise_fall"`` (where ``shape`` is the log-logistic one).
     shapes : dict, optional
-        Shortcut for the Weibull shapes, e.g. ``{"death": 1.3}``.
+        Shortcut for the shapes, e.g. ``{"death": 1.3}``.
     covariates : dict, optional
         Overrides of the patient mix (see ``default_config()["covariates"]``).
     expert_effect_by_margin : dict, optional
@@ -444,11 +482,26 @@ def simulate_registry(
     pandas.DataFrame
         One row per patient: ``schema.REQUIRED_COLUMNS`` and the derived endpoints, with
         ``attrs["truth"]`` (per endpoint ``intercept``, ``shape``, ``center_sd``, ``beta``,
-        ``standardized``, ``exact``; DESIGN.md section 5) and ``attrs["simulation"]`` (the
-        configuration, JSON-serialisable).
+        ``standardized``, ``exact``, ``log_hazard_ratio``, ``expert_hazard_ratio``; DESIGN.md
+        section 5 and :func:`bayes_sarcoma.simulate.truth.registry_truth`),
+        ``attrs["simulation"]`` (the configuration, JSON-serialisable) and, with
+        ``missing``, ``attrs["missing"]``.
+
+    Examples
+    --------
+    >>> df = simulate_registry(500, random_seed=1, scenario="waning_expert", pseudo_truth=False,
+    ...                        truth_times=(12, 36, 60, 96))
+    >>> hr = df.attrs["truth"]["OS"]["expert_hazard_ratio"]
+    >>> [round(hr[t], 3) for t in (12, 36, 60, 96)]
+    [0.579, 0.818, 0.929, 0.984]
     """
     n = _patient_count(n_patients)
+    settings = missing_values.missing_settings(missing)
+    times = tuple(float(t) for t in truth_times)
+    if not times or min(times) <= 0:
+        raise ValueError(f"truth_times must be months > 0, got {truth_times!r}")
     cfg = make_config(
+        scenario=scenario,
         n_expert_centers=n_expert_centers,
         expert_share=expert_share,
         hospital_size_exponent=hospital_size_exponent,
@@ -460,4 +513,4 @@ def simulate_registry(
         expert_effect_by_margin=expert_effect_by_margin,
         followup=followup,
     )
-    return _registry(n, cfg, random_seed, pseudo_truth)
+    return _registry(n, cfg, random_seed, pseudo_truth, settings, times)
