@@ -401,6 +401,29 @@ def _registry(
     return df
 
 
+#: The settings of :func:`simulate_registry` that it passes on to ``make_config``.
+_CONFIG_SETTINGS = (
+    "n_expert_centers",
+    "expert_share",
+    "hospital_size_exponent",
+    "hospital_size_cap",
+    "center_sd",
+    "causes",
+    "shapes",
+    "covariates",
+    "expert_effect_by_margin",
+    "followup",
+)
+
+
+def _truth_times(truth_times) -> tuple[float, ...]:
+    """Return ``truth_times`` as floats, checking that they are months > 0."""
+    times = tuple(float(t) for t in truth_times)
+    if not times or min(times) <= 0:
+        raise ValueError(f"truth_times must be months > 0, got {truth_times!r}")
+    return times
+
+
 def simulate_registry(
     n_patients: int = 9594,
     *,
@@ -430,87 +453,52 @@ def simulate_registry(
         Number of patients (default 9594, the NETSARC cohort).
     random_seed : int, SeedSequence, Generator or None
         Seed of ``numpy.random.default_rng`` (a Generator is used as it is). None draws fresh
-        entropy, recorded in ``df.attrs["simulation"]["random_seed"]`` (None for a Generator)
-        so that the registry can be reproduced.
+        entropy, recorded in ``df.attrs["simulation"]["random_seed"]`` (None for a Generator).
     scenario : str or dict
-        ``"weibull"`` (default: Weibull PH causes), ``"rise_fall"`` (log-logistic baselines
-        whose hazards rise then fall, proportional hazards) or ``"waning_expert"`` (the
-        expert log hazard ratio wanes as ``beta exp(-t / tau)``); a dict with ``name`` and
-        settings overrides a scenario's settings (``{"name": "waning_expert",
-        "expert_waning_months": 12}``). See :mod:`bayes_sarcoma.simulate.scenarios`.
+        ``"weibull"`` (default), ``"rise_fall"`` (log-logistic PH baselines: hazards rise
+        then fall) or ``"waning_expert"`` (expert log HR ``beta exp(-t / tau)``); a dict
+        ``{"name": ..., setting: value}`` overrides a scenario's settings
+        (:mod:`~bayes_sarcoma.simulate.scenarios`).
     missing : dict or list of dict, optional
-        Remove values of ``grade``, ``tumor_size_cm`` or ``depth``:
-        ``dict(column=..., fraction=0.2, mechanism="MAR" | "MNAR" | "MCAR")``, optionally
-        ``depends_on`` (MAR; default ``"age"``) and ``strength`` (log odds ratio per sd,
-        default 1). The removed values are in ``attrs["missing"]``; the truth is that of
-        the complete registry. See :mod:`bayes_sarcoma.simulate.missing`.
+        Remove values of ``grade``, ``tumor_size_cm`` or ``depth``, e.g.
+        ``dict(column="grade", fraction=0.2, mechanism="MAR")`` (``"MCAR"``, ``"MAR"``,
+        ``"MNAR"``; :mod:`~bayes_sarcoma.simulate.missing`); kept in ``attrs["missing"]``.
     truth_times : tuple of float
-        Months of the ``standardized`` and ``expert_hazard_ratio`` truths (default 12,
-        24, 60).
-    n_expert_centers, expert_share : optional
-        Number of expert centres (default 26) and share of patients operated at one (0.37).
-    hospital_size_exponent, hospital_size_cap : optional
-        The other hospitals' sizes: ``P(k) ~ k**-exponent``, ``k = 1..cap`` (defaults
-        2.2 and 100: median size 1, about 2,000 hospitals at 9594 patients).
+        Months of the ``standardized`` and ``expert_hazard_ratio`` truths (12, 24, 60).
+    n_expert_centers, expert_share, hospital_size_exponent, hospital_size_cap : optional
+        26 expert centres treat a share 0.37 of the patients; the other hospitals' sizes
+        follow ``P(k) ~ k**-2.2``, ``k = 1..100`` (median 1, ~2,000 hospitals at 9594).
     center_sd : float, optional
         Standard deviation of the centre effect shared by the three causes (default 0.15).
-    causes : dict, optional
-        Overrides merged over the scenario's cause-specific parameters (never mutating them),
-        e.g. ``{"death": {"beta": {"expert_center": -0.3}}, "local": {"shape": 0.7}}``.
-        Causes are ``"local"``, ``"distant"``, ``"death"``; parameters ``intercept``,
-        ``shape`` and ``beta`` (keyed by term label, see ``bayes_sarcoma.simulate.truth.TERMS``;
-        log hazard ratios per year of age and per cm; months), and ``scale`` in
-        ``"rise_fall"`` (where ``shape`` is the log-logistic one).
-    shapes : dict, optional
-        Shortcut for the shapes, e.g. ``{"death": 1.3}``.
+    causes, shapes : dict, optional
+        Overrides merged over the scenario's cause-specific parameters (never mutating
+        them), e.g. ``{"death": {"beta": {"expert_center": -0.3}}, "local": {"shape": 0.7}}``:
+        causes ``"local"``, ``"distant"``, ``"death"``; ``intercept``, ``shape`` (and
+        ``scale`` in ``"rise_fall"``), ``beta`` by term label (``truth.TERMS``; per year of
+        age, per cm; months). ``shapes={"death": 1.3}`` is a shortcut for the shapes.
     covariates : dict, optional
         Overrides of the patient mix (see ``default_config()["covariates"]``).
     expert_effect_by_margin : dict, optional
-        Extra log hazard ratio of the expert centre for patients with a given margin,
-        e.g. ``{"R1": -0.3, "Rx": 0.2}`` (missing margins: 0), added to every cause. The
-        truth then has ``beta_expert_by_margin`` for each endpoint, and ``beta``'s
-        ``expert_center`` is the effect at the reference margin R0.
+        Extra expert log hazard ratio by margin, e.g. ``{"R1": -0.3}`` (others 0), added
+        to every cause; the truth then has ``beta_expert_by_margin``, and ``beta``'s
+        ``expert_center`` is the effect at R0.
     followup : dict, optional
         Overrides of ``accrual_start``, ``accrual_end``, ``cutoff`` (ISO dates) and
-        ``loss_to_followup_per_year`` (defaults 2010-01-01, 2014-12-31, 2019-12-31, 0.02).
+        ``loss_to_followup_per_year`` (2010-01-01, 2014-12-31, 2019-12-31, 0.02).
     pseudo_truth : bool
-        Whether to give the LRFS/RFS pseudo-true parameters (stored for the default
-        configuration, computed in a few seconds otherwise); if False they are NaN.
+        Whether to give the pseudo-true Weibull parameters (stored for the default
+        configuration, computed in seconds otherwise); if False they are NaN.
 
     Returns
     -------
     pandas.DataFrame
         One row per patient: ``schema.REQUIRED_COLUMNS`` and the derived endpoints, with
-        ``attrs["truth"]`` (per endpoint ``intercept``, ``shape``, ``center_sd``, ``beta``,
-        ``standardized``, ``exact``, ``log_hazard_ratio``, ``expert_hazard_ratio``; DESIGN.md
-        section 5 and :func:`bayes_sarcoma.simulate.truth.registry_truth`),
-        ``attrs["simulation"]`` (the configuration, JSON-serialisable) and, with
-        ``missing``, ``attrs["missing"]``.
-
-    Examples
-    --------
-    >>> df = simulate_registry(500, random_seed=1, scenario="waning_expert", pseudo_truth=False,
-    ...                        truth_times=(12, 36, 60, 96))
-    >>> hr = df.attrs["truth"]["OS"]["expert_hazard_ratio"]
-    >>> [round(hr[t], 3) for t in (12, 36, 60, 96)]
-    [0.579, 0.818, 0.929, 0.984]
+        ``attrs["truth"]`` (:func:`bayes_sarcoma.simulate.truth.registry_truth`),
+        ``attrs["simulation"]`` (the configuration, JSON) and, with ``missing``,
+        ``attrs["missing"]``.
     """
+    given = {k: v for k, v in locals().items() if k in _CONFIG_SETTINGS}  # make_config's
     n = _patient_count(n_patients)
     settings = missing_values.missing_settings(missing)
-    times = tuple(float(t) for t in truth_times)
-    if not times or min(times) <= 0:
-        raise ValueError(f"truth_times must be months > 0, got {truth_times!r}")
-    cfg = make_config(
-        scenario=scenario,
-        n_expert_centers=n_expert_centers,
-        expert_share=expert_share,
-        hospital_size_exponent=hospital_size_exponent,
-        hospital_size_cap=hospital_size_cap,
-        center_sd=center_sd,
-        causes=causes,
-        shapes=shapes,
-        covariates=covariates,
-        expert_effect_by_margin=expert_effect_by_margin,
-        followup=followup,
-    )
-    return _registry(n, cfg, random_seed, pseudo_truth, settings, times)
+    cfg = make_config(scenario=scenario, **given)
+    return _registry(n, cfg, random_seed, pseudo_truth, settings, _truth_times(truth_times))

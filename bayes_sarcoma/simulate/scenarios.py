@@ -136,7 +136,7 @@ def loglogistic_cumulative_hazard(
 
     Examples
     --------
-    >>> round(float(loglogistic_cumulative_hazard(15.0, 15.0, 2.5)), 12) == round(np.log(2), 12)
+    >>> float(loglogistic_cumulative_hazard(15.0, 15.0, 2.5)) == float(np.log(2.0))
     True
     """
     with np.errstate(divide="ignore"):
