@@ -1,8 +1,10 @@
 """The configuration of the registry simulator (:func:`~bayes_sarcoma.simulate_registry`).
 
 A configuration is a plain nested dict: ``center_sd``, ``causes`` (per cause
-``intercept``, ``shape`` and ``beta``), ``covariates`` (the patient mix of expert centres
-and other hospitals), ``expert_effect_by_margin``, ``centers`` and ``followup``.
+``intercept``, ``shape`` and ``beta``; and ``scale`` in the ``"rise_fall"`` scenario),
+``covariates`` (the patient mix of expert centres and other hospitals),
+``expert_effect_by_margin``, ``centers``, ``followup`` and, outside the default scenario,
+``scenario`` (its name and settings, :mod:`bayes_sarcoma.simulate.scenarios`).
 :func:`default_config` gives the calibrated defaults (how they were found is told beside
 them), :func:`make_config` merges a user's settings over them (an unknown key is an
 error, the defaults are never mutated) and checks the result.
@@ -228,6 +230,9 @@ def _with_scenario(cfg: dict, scenario: str | dict) -> dict:
 def _check_scenario(cfg: dict) -> None:
     name = scenarios.scenario_name(cfg)
     if name == "rise_fall":
+        baseline = cfg["scenario"]["baseline"]
+        if baseline != "loglogistic":
+            raise ValueError(f"scenario.baseline of rise_fall is 'loglogistic', got {baseline!r}")
         for cause, par in cfg["causes"].items():
             if not par["scale"] > 0:
                 raise ValueError(f"causes.{cause}.scale must be > 0, got {par['scale']}")

@@ -286,8 +286,8 @@ def _time_keys(t: ArrayLike) -> list:
     return [int(v) if float(v).is_integer() else float(v) for v in np.asarray(t, dtype=float)]
 
 
-def log_hazard_ratios(cfg: dict, endpoint: str) -> dict[str, float]:
-    """Return the exact log hazard ratio of each term for an endpoint, NaN where it has none.
+def log_hazard_ratios(cfg: dict, endpoint: str) -> dict[str, float | None]:
+    """Return the exact log hazard ratio of each term for an endpoint, None where it has none.
 
     An endpoint's hazard is ``sum_k h0_k(t) exp(x . beta_k + u)`` over its causes. It is
     proportional in a term, with log hazard ratio ``b``, exactly when the term's
@@ -308,7 +308,9 @@ def log_hazard_ratios(cfg: dict, endpoint: str) -> dict[str, float]:
     Returns
     -------
     dict
-        ``{term: log HR or NaN}`` in :data:`TERMS` order.
+        ``{term: log HR or None}`` in :data:`TERMS` order (None: the endpoint's hazard is
+        not proportional in the term, so it has no log hazard ratio; None rather than NaN
+        so that two truths compare equal and arithmetic on it fails loudly).
     """
     causes = ENDPOINT_CAUSES[endpoint]
     waning = scenarios.scenario_name(cfg) == "waning_expert"
@@ -317,20 +319,20 @@ def log_hazard_ratios(cfg: dict, endpoint: str) -> dict[str, float]:
     for term in TERMS:
         values = {float(cfg["causes"][k]["beta"][term]) for k in causes}
         constant = not (waning and term == "expert_center")
-        value = values.pop() if len(values) == 1 and constant else float("nan")
-        if term == "expert_center" and extra:
+        value = values.pop() if len(values) == 1 and constant else None
+        if value is not None and term == "expert_center" and extra:
             value += extra[MARGINS[0]]
         out[term] = value
     return out
 
 
 def expert_hazard_ratios(cfg: dict, endpoint: str, times: ArrayLike = TRUTH_TIMES) -> dict:
-    """Return the exact expert-centre hazard ratio of an endpoint at each time, or NaN.
+    """Return the exact expert-centre hazard ratio of an endpoint at each time, or None.
 
     ``exp(beta(t))``: ``beta(t) = beta`` in the PH scenarios and ``beta * exp(-t / tau)``
     in ``"waning_expert"``, where the endpoint's causes share the expert coefficient
     ``beta`` (so that the ratio is the same for every patient; see
-    :func:`log_hazard_ratios`), NaN otherwise. With ``expert_effect_by_margin``, at the
+    :func:`log_hazard_ratios`), None otherwise. With ``expert_effect_by_margin``, at the
     reference margin.
 
     Parameters
@@ -345,11 +347,13 @@ def expert_hazard_ratios(cfg: dict, endpoint: str, times: ArrayLike = TRUTH_TIME
     Returns
     -------
     dict
-        ``{t: HR(t)}``.
+        ``{t: HR(t) or None}``.
     """
     t = np.asarray(times, dtype=float)
     values = {float(cfg["causes"][k]["beta"]["expert_center"]) for k in ENDPOINT_CAUSES[endpoint]}
-    beta = values.pop() if len(values) == 1 else float("nan")
+    if len(values) > 1:
+        return dict.fromkeys(_time_keys(t))
+    beta = values.pop()
     log_hr = np.full(t.shape, beta)
     if scenarios.scenario_name(cfg) == "waning_expert":
         log_hr = scenarios.waning_log_hazard_ratio(t, beta, cfg["scenario"]["expert_waning_months"])

@@ -67,8 +67,13 @@ def test_default_exact_hazard_ratios():
         if len({cfg["causes"][k]["beta"][t] for k in ("local", "death")}) == 1
     }
     assert shared == {"tumor_size_cm", "depth[deep]"}
-    assert {t for t, v in lrfs.items() if not math.isnan(v)} == shared
-    assert all(math.isnan(v) for v in tr["RFS"]["expert_hazard_ratio"].values())
+    assert {t for t, v in lrfs.items() if v is not None} == shared
+    assert all(v is None for v in tr["RFS"]["expert_hazard_ratio"].values())
+    # the truth of a seed equals itself (no NaN in the exact entries)
+    again = simulate.simulate_registry(300, random_seed=1, pseudo_truth=False).attrs["truth"]
+    assert {e: t["log_hazard_ratio"] for e, t in again.items()} == {
+        e: t["log_hazard_ratio"] for e, t in tr.items()
+    }
 
 
 # --------------------------------------------------------------------------- rise_fall
@@ -327,9 +332,9 @@ def test_waning_expert_hazard_ratio_truth():
     assert tr["OS"]["expert_hazard_ratio"] == pytest.approx(
         {t: math.exp(-0.9 * math.exp(-t / 12)) for t in TIMES}
     )
-    assert math.isnan(tr["OS"]["log_hazard_ratio"]["expert_center"])
+    assert tr["OS"]["log_hazard_ratio"]["expert_center"] is None
     assert tr["OS"]["log_hazard_ratio"]["age"] == 0.035  # the other terms stay PH
-    assert all(math.isnan(v) for v in tr["LRFS"]["expert_hazard_ratio"].values())
+    assert all(v is None for v in tr["LRFS"]["expert_hazard_ratio"].values())
 
 
 def test_waning_expert_empirical_hazard_ratio_early_and_late():
@@ -453,6 +458,7 @@ def test_missing_values_are_rejected_with_a_clear_error():
             "expert_waning_months",
         ),
         ({"scenario": {"name": "weibull", "x": 1}}, "has no settings"),
+        ({"scenario": {"name": "rise_fall", "baseline": "lognormal"}}, "loglogistic"),
         ({"scenario": "rise_fall", "causes": {"local": {"scale": -1.0}}}, "scale must be > 0"),
         ({"causes": {"local": {"scale": 2.0}}}, "unknown simulation setting"),
         ({"missing": dict(column="age", fraction=0.2, mechanism="MAR")}, "column must be one of"),
