@@ -14,7 +14,15 @@ from bayes_sarcoma.cli import main as cli
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-MY_PAGES = ["getting_started", "model", "parameterisations", "data", "validation", "api"]
+MY_PAGES = [
+    "getting_started",
+    "model",
+    "parameterisations",
+    "data",
+    "validation",
+    "api",
+    "simulator",
+]
 
 
 def cited_test_names():

@@ -1,8 +1,10 @@
 """The configuration of the registry simulator (:func:`~bayes_sarcoma.simulate_registry`).
 
 A configuration is a plain nested dict: ``center_sd``, ``causes`` (per cause
-``intercept``, ``shape`` and ``beta``), ``covariates`` (the patient mix of expert centres
-and other hospitals), ``expert_effect_by_margin``, ``centers`` and ``followup``.
+``intercept``, ``shape`` and ``beta``; and ``scale`` in the ``"rise_fall"`` scenario),
+``covariates`` (the patient mix of expert centres and other hospitals),
+``expert_effect_by_margin``, ``centers``, ``followup`` and, outside the default scenario,
+``scenario`` (its name and settings, :mod:`bayes_sarcoma.simulate.scenarios`).
 :func:`default_config` gives the calibrated defaults (how they were found is told beside
 them), :func:`make_config` merges a user's settings over them (an unknown key is an
 error, the defaults are never mutated) and checks the result.
@@ -14,7 +16,7 @@ import copy
 
 import numpy as np
 
-from bayes_sarcoma.simulate import truth
+from bayes_sarcoma.simulate import scenarios, truth
 
 # Default configuration. Never mutated: every call deep-copies it and merges over the copy.
 #
@@ -144,6 +146,7 @@ def _plain(value):
 
 def make_config(
     *,
+    scenario: str | dict = "weibull",
     n_expert_centers: int | None = None,
     expert_share: float | None = None,
     hospital_size_exponent: float | None = None,
@@ -159,12 +162,18 @@ def make_config(
 
     The settings are those of :func:`bayes_sarcoma.simulate.registry.simulate_registry`.
 
+    ``scenario`` (a name of ``scenarios.SCENARIOS``, or a dict with ``name`` and settings
+    merged over the scenario's, e.g. ``{"name": "waning_expert", "expert_waning_months":
+    12}``) is applied first (:func:`~bayes_sarcoma.simulate.scenarios.scenario_settings`),
+    then the other settings over it. The default scenario adds nothing, so its
+    configuration is the same dict as before scenarios existed.
+
     Returns
     -------
     dict
         The default configuration with the given settings merged over it (plain types).
     """
-    cfg = default_config()
+    cfg = _with_scenario(default_config(), scenario)
     centers = {
         "n_expert_centers": n_expert_centers,
         "expert_share": expert_share,
@@ -201,7 +210,41 @@ def make_config(
     return cfg
 
 
+def _with_scenario(cfg: dict, scenario: str | dict) -> dict:
+    """Return ``cfg`` with a scenario's settings (``scenarios.scenario_settings``) applied."""
+    spec = {"name": scenario} if isinstance(scenario, str) else dict(scenario)
+    if "name" not in spec:
+        raise ValueError(f"scenario must be a name or a dict with a 'name', got {scenario!r}")
+    preset = scenarios.scenario_settings(spec["name"], cfg)
+    for cause, par in preset.get("causes", {}).items():
+        beta = par.get("beta", {})
+        cfg["causes"][cause].update({k: v for k, v in par.items() if k != "beta"})
+        cfg["causes"][cause]["beta"].update(beta)
+    if "scenario" in preset:
+        cfg["scenario"] = _merge(preset["scenario"], spec, "scenario.")
+    elif len(spec) > 1:
+        raise ValueError(f"scenario {spec['name']!r} has no settings, got {scenario!r}")
+    return cfg
+
+
+def _check_scenario(cfg: dict) -> None:
+    name = scenarios.scenario_name(cfg)
+    if name == "rise_fall":
+        baseline = cfg["scenario"]["baseline"]
+        if baseline != "loglogistic":
+            raise ValueError(f"scenario.baseline of rise_fall is 'loglogistic', got {baseline!r}")
+        for cause, par in cfg["causes"].items():
+            if not par["scale"] > 0:
+                raise ValueError(f"causes.{cause}.scale must be > 0, got {par['scale']}")
+    if name == "waning_expert" and not cfg["scenario"]["expert_waning_months"] > 0:
+        raise ValueError(
+            "scenario.expert_waning_months must be > 0, got "
+            f"{cfg['scenario']['expert_waning_months']}"
+        )
+
+
 def _check_config(cfg: dict) -> None:
+    _check_scenario(cfg)
     if not cfg["center_sd"] >= 0:
         raise ValueError(f"center_sd must be >= 0, got {cfg['center_sd']}")
     for cause, par in cfg["causes"].items():

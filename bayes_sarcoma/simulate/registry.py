@@ -51,8 +51,8 @@ from scipy import special
 
 from bayes_sarcoma.data import schema
 from bayes_sarcoma.data.endpoints import derive_endpoints
-from bayes_sarcoma.math import weibull
-from bayes_sarcoma.simulate import truth
+from bayes_sarcoma.simulate import missing as missing_values
+from bayes_sarcoma.simulate import scenarios, truth
 from bayes_sarcoma.simulate.config import _plain, default_config, make_config
 
 #: Size of the registry the pseudo-true values of a non-default configuration come from.
@@ -158,7 +158,7 @@ def _simulate_arrays(n: int, cfg: dict, rng: np.random.Generator) -> dict:
     x = design_matrix(expert, cov)
     eta = truth.linear_predictors(x, cov["margin"], cfg)
     u = u_center[center]
-    latent = weibull.sample_times(rng, eta + u[:, None], truth.shapes(cfg))  # months, (n, 3)
+    latent = truth.sample_latent_times(rng, eta + u[:, None], expert, cfg)  # months, (n, 3)
     f = cfg["followup"]
     start = np.datetime64(f["accrual_start"], "D")
     span = int((np.datetime64(f["accrual_end"], "D") - start).astype(int))
@@ -234,9 +234,10 @@ def pseudo_truth_config(cfg: dict) -> dict:
     the causes, ``center_sd``, the covariate mix, the expert share, the margin-dependent
     expert effects and the follow-up. The number of patients and how they are split into
     centres do not change it (every patient's ``u`` is ``Normal(0, center_sd)``,
-    independent of the covariates), so they are left out.
+    independent of the covariates), so they are left out. A scenario other than the
+    default is part of it (the default has none, so its stored values still apply).
     """
-    return {
+    part = {
         "causes": cfg["causes"],
         "center_sd": cfg["center_sd"],
         "covariates": cfg["covariates"],
@@ -244,12 +245,15 @@ def pseudo_truth_config(cfg: dict) -> dict:
         "expert_effect_by_margin": cfg["expert_effect_by_margin"],
         "followup": cfg["followup"],
     }
+    if "scenario" in cfg:
+        part["scenario"] = cfg["scenario"]
+    return part
 
 
 def compute_pseudo_truth(
     cfg: dict, n_patients: int = PSEUDO_TRUTH_SIZE, random_seed: int = PSEUDO_TRUTH_SEED
 ) -> dict:
-    """Fit the Weibull PH model to LRFS and RFS of a very large simulated registry.
+    """Fit the Weibull PH model to LRFS and RFS (and OS) of a very large simulated registry.
 
     The registry follows ``cfg`` (censoring included), with the number of expert centres
     scaled with its size so that expert patients' centre effects are well sampled. Each
@@ -257,7 +261,8 @@ def compute_pseudo_truth(
     is an exact multiplicative frailty of every endpoint (it multiplies each cause-specific
     hazard, hence their sum), so conditioning on it leaves only the misspecified Weibull
     baseline, which is what pseudo-true values describe; ``center_sd`` is the true one.
-    With ``expert_effect_by_margin`` the fit has expert-by-margin interactions.
+    With ``expert_effect_by_margin`` the fit has expert-by-margin interactions. Outside
+    the default scenario OS is not exactly Weibull PH either, and is fitted too.
     Results are cached in the process (``functools.lru_cache``).
 
     Parameters
@@ -272,7 +277,8 @@ def compute_pseudo_truth(
     Returns
     -------
     dict
-        ``{"LRFS": {...}, "RFS": {...}}`` (see :func:`bayes_sarcoma.simulate.truth.fit_endpoint`);
+        ``{"LRFS": {...}, "RFS": {...}}`` (and ``"OS"``; see
+        :func:`bayes_sarcoma.simulate.truth.fit_endpoint`);
         ``se`` is the Monte Carlo error of the pseudo-true values.
     """
     key = json.dumps(pseudo_truth_config(cfg), sort_keys=True)
@@ -285,12 +291,15 @@ def _pseudo_truth_cached(key: str, n_patients: int, random_seed: int) -> dict:
     cfg = default_config()
     for name in ("causes", "center_sd", "covariates", "followup", "expert_effect_by_margin"):
         cfg[name] = part[name]
+    if "scenario" in part:
+        cfg["scenario"] = part["scenario"]
     scaled = cfg["centers"]["n_expert_centers"] * n_patients / schema.PUBLISHED["n_patients"]
     cfg["centers"].update(expert_share=part["expert_share"], n_expert_centers=round(scaled))
     a = _simulate_arrays(n_patients, cfg, np.random.default_rng(random_seed))
     df = derive_endpoints(_frame(a))
     out = {}
-    for endpoint in ("LRFS", "RFS"):
+    endpoints = ("LRFS", "RFS") if "scenario" not in cfg else ("LRFS", "RFS", "OS")
+    for endpoint in endpoints:
         tcol, ecol = schema.endpoint_columns(endpoint)
         out[endpoint] = truth.fit_endpoint(
             df[tcol].to_numpy(float),
@@ -363,13 +372,19 @@ def _registry(
     cfg: dict,
     random_seed: int | np.random.SeedSequence | np.random.Generator | None,
     pseudo_truth: bool,
+    missing: list[dict] | None = None,
+    truth_times: tuple = truth.TRUTH_TIMES,
 ) -> pd.DataFrame:
     """Draw the registry of ``n`` patients under ``cfg``; record truth and settings in ``attrs``."""
     rng, entropy = _generator(random_seed)
     a = _simulate_arrays(n, cfg, rng)
     df = derive_endpoints(_frame(a))
     pseudo, source = pseudo_true_parameters(cfg) if pseudo_truth else (None, None)
-    df.attrs["truth"] = truth.registry_truth(a["x"], a["cov"]["margin"], cfg, pseudo)
+    truth_dict = truth.registry_truth(a["x"], a["cov"]["margin"], cfg, pseudo, truth_times)
+    record = None
+    if missing:
+        df, record = missing_values.apply_missing(df, missing, rng)
+    df.attrs["truth"] = truth_dict
     df.attrs["simulation"] = _plain(
         {
             "n_patients": n,
@@ -377,15 +392,45 @@ def _registry(
             "config": cfg,
             "pseudo_truth": source,
             "terms": list(truth.TERMS),
+            "scenario": scenarios.scenario_name(cfg),
         }
+        | ({"missing": missing} if missing else {})
     )
+    if record is not None:
+        df.attrs["missing"] = _plain(record)
     return df
+
+
+#: The settings of :func:`simulate_registry` that it passes on to ``make_config``.
+_CONFIG_SETTINGS = (
+    "n_expert_centers",
+    "expert_share",
+    "hospital_size_exponent",
+    "hospital_size_cap",
+    "center_sd",
+    "causes",
+    "shapes",
+    "covariates",
+    "expert_effect_by_margin",
+    "followup",
+)
+
+
+def _truth_times(truth_times) -> tuple[float, ...]:
+    """Return ``truth_times`` as floats, checking that they are months > 0."""
+    times = tuple(float(t) for t in truth_times)
+    if not times or min(times) <= 0:
+        raise ValueError(f"truth_times must be months > 0, got {truth_times!r}")
+    return times
 
 
 def simulate_registry(
     n_patients: int = 9594,
     *,
     random_seed: int | np.random.SeedSequence | np.random.Generator | None = None,
+    scenario: str | dict = "weibull",
+    missing: dict | list[dict] | None = None,
+    truth_times: tuple = truth.TRUTH_TIMES,
     n_expert_centers: int | None = None,
     expert_share: float | None = None,
     hospital_size_exponent: float | None = None,
@@ -408,56 +453,52 @@ def simulate_registry(
         Number of patients (default 9594, the NETSARC cohort).
     random_seed : int, SeedSequence, Generator or None
         Seed of ``numpy.random.default_rng`` (a Generator is used as it is). None draws fresh
-        entropy, recorded in ``df.attrs["simulation"]["random_seed"]`` (None for a Generator)
-        so that the registry can be reproduced.
-    n_expert_centers, expert_share : optional
-        Number of expert centres (default 26) and share of patients operated at one (0.37).
-    hospital_size_exponent, hospital_size_cap : optional
-        The other hospitals' sizes: ``P(k) ~ k**-exponent``, ``k = 1..cap`` (defaults
-        2.2 and 100: median size 1, about 2,000 hospitals at 9594 patients).
+        entropy, recorded in ``df.attrs["simulation"]["random_seed"]`` (None for a Generator).
+    scenario : str or dict
+        ``"weibull"`` (default), ``"rise_fall"`` (log-logistic PH baselines: hazards rise
+        then fall) or ``"waning_expert"`` (expert log HR ``beta exp(-t / tau)``); a dict
+        ``{"name": ..., setting: value}`` overrides a scenario's settings
+        (:mod:`~bayes_sarcoma.simulate.scenarios`).
+    missing : dict or list of dict, optional
+        Remove values of ``grade``, ``tumor_size_cm`` or ``depth``, e.g.
+        ``dict(column="grade", fraction=0.2, mechanism="MAR")`` (``"MCAR"``, ``"MAR"``,
+        ``"MNAR"``; :mod:`~bayes_sarcoma.simulate.missing`); kept in ``attrs["missing"]``.
+    truth_times : tuple of float
+        Months of the ``standardized`` and ``expert_hazard_ratio`` truths (12, 24, 60).
+    n_expert_centers, expert_share, hospital_size_exponent, hospital_size_cap : optional
+        26 expert centres treat a share 0.37 of the patients; the other hospitals' sizes
+        follow ``P(k) ~ k**-2.2``, ``k = 1..100`` (median 1, ~2,000 hospitals at 9594).
     center_sd : float, optional
         Standard deviation of the centre effect shared by the three causes (default 0.15).
-    causes : dict, optional
-        Overrides merged over the default cause-specific parameters (never mutating them),
-        e.g. ``{"death": {"beta": {"expert_center": -0.3}}, "local": {"shape": 0.7}}``.
-        Causes are ``"local"``, ``"distant"``, ``"death"``; parameters ``intercept``,
-        ``shape`` and ``beta`` (keyed by term label, see ``bayes_sarcoma.simulate.truth.TERMS``;
-        log hazard ratios per year of age and per cm; months).
-    shapes : dict, optional
-        Shortcut for the Weibull shapes, e.g. ``{"death": 1.3}``.
+    causes, shapes : dict, optional
+        Overrides merged over the scenario's cause-specific parameters (never mutating
+        them), e.g. ``{"death": {"beta": {"expert_center": -0.3}}, "local": {"shape": 0.7}}``:
+        causes ``"local"``, ``"distant"``, ``"death"``; ``intercept``, ``shape`` (and
+        ``scale`` in ``"rise_fall"``), ``beta`` by term label (``truth.TERMS``; per year of
+        age, per cm; months). ``shapes={"death": 1.3}`` is a shortcut for the shapes.
     covariates : dict, optional
         Overrides of the patient mix (see ``default_config()["covariates"]``).
     expert_effect_by_margin : dict, optional
-        Extra log hazard ratio of the expert centre for patients with a given margin,
-        e.g. ``{"R1": -0.3, "Rx": 0.2}`` (missing margins: 0), added to every cause. The
-        truth then has ``beta_expert_by_margin`` for each endpoint, and ``beta``'s
-        ``expert_center`` is the effect at the reference margin R0.
+        Extra expert log hazard ratio by margin, e.g. ``{"R1": -0.3}`` (others 0), added
+        to every cause; the truth then has ``beta_expert_by_margin``, and ``beta``'s
+        ``expert_center`` is the effect at R0.
     followup : dict, optional
         Overrides of ``accrual_start``, ``accrual_end``, ``cutoff`` (ISO dates) and
-        ``loss_to_followup_per_year`` (defaults 2010-01-01, 2014-12-31, 2019-12-31, 0.02).
+        ``loss_to_followup_per_year`` (2010-01-01, 2014-12-31, 2019-12-31, 0.02).
     pseudo_truth : bool
-        Whether to give the LRFS/RFS pseudo-true parameters (stored for the default
-        configuration, computed in a few seconds otherwise); if False they are NaN.
+        Whether to give the pseudo-true Weibull parameters (stored for the default
+        configuration, computed in seconds otherwise); if False they are NaN.
 
     Returns
     -------
     pandas.DataFrame
         One row per patient: ``schema.REQUIRED_COLUMNS`` and the derived endpoints, with
-        ``attrs["truth"]`` (per endpoint ``intercept``, ``shape``, ``center_sd``, ``beta``,
-        ``standardized``, ``exact``; DESIGN.md section 5) and ``attrs["simulation"]`` (the
-        configuration, JSON-serialisable).
+        ``attrs["truth"]`` (:func:`bayes_sarcoma.simulate.truth.registry_truth`),
+        ``attrs["simulation"]`` (the configuration, JSON) and, with ``missing``,
+        ``attrs["missing"]``.
     """
+    given = {k: v for k, v in locals().items() if k in _CONFIG_SETTINGS}  # make_config's
     n = _patient_count(n_patients)
-    cfg = make_config(
-        n_expert_centers=n_expert_centers,
-        expert_share=expert_share,
-        hospital_size_exponent=hospital_size_exponent,
-        hospital_size_cap=hospital_size_cap,
-        center_sd=center_sd,
-        causes=causes,
-        shapes=shapes,
-        covariates=covariates,
-        expert_effect_by_margin=expert_effect_by_margin,
-        followup=followup,
-    )
-    return _registry(n, cfg, random_seed, pseudo_truth)
+    settings = missing_values.missing_settings(missing)
+    cfg = make_config(scenario=scenario, **given)
+    return _registry(n, cfg, random_seed, pseudo_truth, settings, _truth_times(truth_times))
