@@ -168,8 +168,16 @@ class MultiStateModel:
             beta = _rv("beta_std", self.priors["beta"], ("transition", "term"))
             prior_sd = self.priors["center_sd"]
             sd_dist = getattr(pm, prior_sd.distribution).dist(**prior_sd.parameters, shape=k)
+            # An explicit start (sd 0.3, no correlation): PyMC's default start of an LKJ
+            # factor is a matrix expression that PyTensor's C backend compiles with BLAS.
+            start = np.diag(np.full(k, 0.3))[np.tril_indices(k)]
             chol, _, _ = pm.LKJCholeskyCov(
-                "center_chol", n=k, eta=self.center_corr_eta, sd_dist=sd_dist, compute_corr=True
+                "center_chol",
+                n=k,
+                eta=self.center_corr_eta,
+                sd_dist=sd_dist,
+                compute_corr=True,
+                initval=start,
             )
             z = pm.Normal("center_raw", 0.0, 1.0, shape=(n_centers, k))
             # Elementwise products, not matrix products: PyTensor's C backend would call
