@@ -27,6 +27,7 @@ from bayes_sarcoma.data.validation import validate_registry
 from bayes_sarcoma.inference.diagnose import Diagnosis, diagnose
 from bayes_sarcoma.model.hierarchical import HierarchicalWeibull, SamplerWarning
 from bayes_sarcoma.model.io import DataMismatchError, FitFileError, check_data, load, save
+from bayes_sarcoma.model.multistate import MultiStateModel
 from bayes_sarcoma.model.priors import DEFAULT_PRIORS, Prior, PriorError
 from bayes_sarcoma.model.specs import (
     ModelSpec,
@@ -43,6 +44,7 @@ from bayes_sarcoma.predict.effects import (
     plot_hazard_ratios,
     time_ratios,
 )
+from bayes_sarcoma.predict.multistate import predict_endpoints, standardized_endpoints
 from bayes_sarcoma.predict.standardize import (
     plot_standardized,
     standardized_summary,
@@ -60,6 +62,7 @@ from bayes_sarcoma.predict.survival import (
 from bayes_sarcoma.report.analysis import analysis_report
 from bayes_sarcoma.report.plots import plot_km_check, plot_ppc_censored, plot_trace_rank
 from bayes_sarcoma.simulate.calibration import calibration_table, format_calibration
+from bayes_sarcoma.simulate.multistate import population_survival, simulate_histories
 from bayes_sarcoma.simulate.registry import simulate_registry
 from bayes_sarcoma.study.sensitivity import (
     CellFailureWarning,
@@ -78,6 +81,7 @@ __all__ = [
     "GridError",
     "HierarchicalWeibull",
     "ModelSpec",
+    "MultiStateModel",
     "Prior",
     "PriorError",
     "PriorSet",
@@ -113,8 +117,10 @@ __all__ = [
     "plot_ppc_censored",
     "plot_standardized",
     "plot_trace_rank",
+    "population_survival",
     "predict_conditional_survival",
     "predict_cumulative_hazard",
+    "predict_endpoints",
     "predict_hazard",
     "predict_median",
     "predict_quantile",
@@ -122,7 +128,9 @@ __all__ = [
     "predict_survival",
     "prior_sensitivity",
     "save",
+    "simulate_histories",
     "simulate_registry",
+    "standardized_endpoints",
     "standardized_summary",
     "standardized_survival",
     "time_ratios",
