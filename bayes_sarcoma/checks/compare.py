@@ -56,6 +56,7 @@ import xarray as xr
 from arviz_stats.utils import ELPDDataLOO
 from numpy.typing import ArrayLike, NDArray
 
+from bayes_sarcoma.checks import psis
 from bayes_sarcoma.checks.ppc import FittedInputs, fitted_inputs
 from bayes_sarcoma.math import aghq
 from bayes_sarcoma.model.hierarchical import HierarchicalWeibull
@@ -64,13 +65,18 @@ from bayes_sarcoma.predict.survival import draws
 __all__ = [
     "CANDIDATES",
     "ModelComparison",
+    "compare_loo_and_lco",
     "compare_models",
+    "compare_results",
     "fit_candidates",
     "integrated_log_likelihood",
+    "integrated_log_likelihoods",
     "leave_center_out",
     "log_frailty_integral",
     "loo",
+    "loo_and_lco",
     "pareto_k_table",
+    "patient_centers",
 ]
 
 #: Adaptive Gauss-Hermite nodes (``"auto"``: chosen per centre, math/aghq.py).
@@ -98,7 +104,7 @@ def log_frailty_integral(
 
     This is the part of a centre's likelihood that its effect ``u`` enters: ``D`` events
     and cumulative hazard ``A`` (at ``u = 0``) in the centre. The integral is the fitting
-    engine's (:func:`bayes_sarcoma.math.aghq.log_integrals`); ``A = 0`` and ``sigma = 0``
+    engine's (:func:`bayes_sarcoma.math.aghq.log_integral_values`); ``A = 0`` and ``sigma = 0``
     have closed forms.
 
     Parameters
@@ -128,7 +134,7 @@ def log_frailty_integral(
     out = np.where(s <= 0, -a, 0.5 * (d * s) ** 2)  # sigma = 0; A = 0: E[e^{Du}]
     regular = (s > 0) & (a > 0)
     if regular.any():
-        out[regular] = aghq.log_integrals(a[regular], d[regular], 0.0, s[regular], n_nodes)[0]
+        out[regular] = aghq.log_integral_values(a[regular], d[regular], 0.0, s[regular], n_nodes)
     return out
 
 
@@ -186,27 +192,72 @@ def integrated_log_likelihood(
     >>> ll = integrated_log_likelihood(dt)                 # doctest: +SKIP
     >>> ll_centre = integrated_log_likelihood(dt, unit="center")  # doctest: +SKIP
     """
-    if unit not in ("patient", "center"):
-        raise ValueError(f"unit={unit!r}: choose 'patient' or 'center'")
+    return integrated_log_likelihoods(
+        dt, units=(unit,), centers=centers, n_nodes=n_nodes, num_draws=num_draws
+    )[unit]
+
+
+def integrated_log_likelihoods(
+    dt: xr.DataTree,
+    *,
+    units: Sequence[str] = ("patient", "center"),
+    centers: ArrayLike | None = None,
+    n_nodes: int | str = N_NODES,
+    num_draws: int | None = None,
+) -> dict[str, xr.DataArray]:
+    """Return :func:`integrated_log_likelihood` for several units in one pass over the draws.
+
+    The per-patient and per-centre values share their costliest parts (the linear
+    predictor, the cumulative hazards and each centre's integral), so computing both at
+    once costs little more than the per-patient values alone; each is the same, to the
+    last bit, as :func:`integrated_log_likelihood` gives it.
+
+    Parameters
+    ----------
+    dt : xarray.DataTree
+        A fit.
+    units : sequence of {"patient", "center"}
+        The units wanted.
+    centers, n_nodes, num_draws
+        As in :func:`integrated_log_likelihood`.
+
+    Returns
+    -------
+    dict
+        Unit -> DataArray (chain, draw, unit).
+
+    Examples
+    --------
+    >>> both = integrated_log_likelihoods(dt)                 # doctest: +SKIP
+    >>> both["patient"], both["center"]                       # doctest: +SKIP
+    """
+    units = tuple(dict.fromkeys(units))
+    unknown = [u for u in units if u not in ("patient", "center")]
+    if unknown or not units:
+        raise ValueError(f"units={list(units)!r}: choose 'patient' and/or 'center'")
     fi = fitted_inputs(dt, num_draws=num_draws)
     obs = dt["observed_data"].dataset
     time = obs["time"].to_numpy().astype(float)
     event = obs["event"].to_numpy().astype(float)
     post = draws(dt, num_draws=num_draws)
     n_chains, n_draws = post.sizes["chain"], post.sizes["draw"]
-    index, labels = _output_units(dt, fi, unit, centers, time.size)
-    out = np.empty((fi.n_samples, len(labels)))
+    targets = {u: _output_units(dt, fi, u, centers, time.size) for u in units}
+    out = {u: np.empty((fi.n_samples, len(labels))) for u, (_, labels) in targets.items()}
     per_chunk = max(1, CHUNK_ELEMENTS // max(time.size, 1))
     for start in range(0, fi.n_samples, per_chunk):
         sl = slice(start, min(start + per_chunk, fi.n_samples))
-        out[sl] = _chunk_log_likelihood(fi, time, event, sl, unit, index, len(labels), n_nodes)
-    dim = "patient" if unit == "patient" else "center"
-    return xr.DataArray(
-        out.reshape(n_chains, n_draws, len(labels)),
-        dims=("chain", "draw", dim),
-        coords={"chain": post["chain"].to_numpy(), "draw": post["draw"].to_numpy(), dim: labels},
-        name="time",
-    )
+        for u, values in _chunk_log_likelihoods(fi, time, event, sl, targets, n_nodes).items():
+            out[u][sl] = values
+    sample = {"chain": post["chain"].to_numpy(), "draw": post["draw"].to_numpy()}
+    return {
+        u: xr.DataArray(
+            out[u].reshape(n_chains, n_draws, len(labels)),
+            dims=("chain", "draw", u),
+            coords={**sample, u: labels},
+            name="time",
+        )
+        for u, (_, labels) in targets.items()
+    }
 
 
 def _output_units(dt, fi, unit: str, centers, n_patients: int):
@@ -228,38 +279,44 @@ def _output_units(dt, fi, unit: str, centers, n_patients: int):
     return codes, labels
 
 
-def _chunk_log_likelihood(
-    fi, time, event, sl: slice, unit: str, index, n_out: int, n_nodes
-) -> np.ndarray:
-    """Pointwise log-likelihood of the draws ``sl``, per patient or per centre."""
+def _chunk_log_likelihoods(fi, time, event, sl: slice, targets: dict, n_nodes) -> dict:
+    """Pointwise log-likelihoods of the draws ``sl``, per unit of ``targets``.
+
+    ``targets`` maps each unit to (each patient's output index, the output labels).
+    """
     k, cum = _pieces(fi, time, event, sl)
     if fi.center_index is None:
         ll = k - cum
-        return ll if unit == "patient" else _row_bincount(index, ll, n_out)
+        return {
+            u: ll if u == "patient" else _row_bincount(index, ll, len(labels))
+            for u, (index, labels) in targets.items()
+        }
     sigma = fi.center_sd[sl][:, None]
     ci, n_c = fi.center_index, len(fi.center_ids)
     d_c = np.bincount(ci, weights=event, minlength=n_c)
     a_c = _row_bincount(ci, cum, n_c)
     whole = log_frailty_integral(d_c[None, :], a_c, sigma, n_nodes=n_nodes)
-    if unit == "center":
-        return _row_bincount(ci, k, n_c) + whole
-    rest_a = np.maximum(a_c[:, ci] - cum, 0.0)
-    rest = log_frailty_integral(d_c[ci] - event, rest_a, sigma, n_nodes=n_nodes)
-    return k + whole[:, ci] - rest
+    out = {}
+    if "center" in targets:
+        out["center"] = _row_bincount(ci, k, n_c) + whole
+    if "patient" in targets:
+        rest_a = np.maximum(a_c[:, ci] - cum, 0.0)
+        rest = log_frailty_integral(d_c[ci] - event, rest_a, sigma, n_nodes=n_nodes)
+        out["patient"] = k + whole[:, ci] - rest
+    return out
 
 
 def _elpd(dt: xr.DataTree, pointwise: xr.DataArray) -> ELPDDataLOO:
-    """PSIS-LOO of ``pointwise`` values; Pareto k problems are reported, not warned."""
+    """PSIS-LOO of ``pointwise`` values; Pareto k problems are reported, not warned.
+
+    :func:`arviz_stats.loo`'s computation, vectorised over the units
+    (:mod:`bayes_sarcoma.checks.psis`), with its relative ESS of the global parameters.
+    """
     post = dt["posterior"].dataset
     keep = [v for v in GLOBALS if v in post.data_vars]
     post = post[keep].sel(chain=pointwise["chain"], draw=pointwise["draw"])  # if thinned
-    tree = xr.DataTree.from_dict(
-        {"posterior": post, "log_likelihood": xr.Dataset({"time": pointwise})}
-    )
-    with warnings.catch_warnings():
-        # The Pareto k warning is reported by pareto_k_table / ModelComparison instead.
-        warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")
-        return azs.loo(tree, pointwise=True, var_name="time")
+    n_samples = pointwise.sizes["chain"] * pointwise.sizes["draw"]
+    return psis.loo_pointwise(pointwise, r_eff=psis.relative_ess(post, n_samples))
 
 
 def loo(
@@ -540,25 +597,154 @@ def compare_models(
     """
     if method not in ("loo", "lco"):
         raise ValueError(f"method={method!r}: choose 'loo' or 'lco'")
-    if len(fits) < 2:
-        raise ValueError("compare at least two fits")
-    patients = [tuple(dt["observed_data"]["patient"].to_numpy()) for dt in fits.values()]
-    if len(set(patients)) != 1:
-        raise ValueError("the fits must be of the same patients, in the same order")
-    if method == "lco" and centers is None:
-        for dt in fits.values():
-            if "center" in dt["constant_data"].dataset:
-                centers = dt["constant_data"]["center"].to_numpy()
-                break
+    centers = _check_fits(fits, centers, need_centers=method == "lco")
     results = {}
     for name, dt in fits.items():
         if method == "loo":
             results[name] = loo(dt, integrated=integrated, num_draws=num_draws)
         else:
             results[name] = leave_center_out(dt, centers=centers, num_draws=num_draws)
+    return _comparison(results, method)
+
+
+def compare_loo_and_lco(
+    fits: Mapping[str, xr.DataTree],
+    *,
+    centers: ArrayLike | None = None,
+    num_draws: int | None = None,
+) -> dict[str, ModelComparison]:
+    """Compare fits by integrated PSIS-LOO and by leave-centre-out, sharing the work.
+
+    The same as ``compare_models(fits, method="loo")`` and ``compare_models(fits,
+    method="lco")`` (integrated, no refits), with each fit's pointwise values computed in
+    one pass (:func:`loo_and_lco`): about the cost of the LOO alone.
+
+    Parameters
+    ----------
+    fits : mapping of str to xarray.DataTree
+        Fits of the same patients.
+    centers : array_like, optional
+        Patients' centre ids when no fit has centre effects.
+    num_draws : int, optional
+        Use at most this many posterior draws of each fit (every k-th of each chain).
+
+    Returns
+    -------
+    dict
+        ``{"loo": ModelComparison, "lco": ModelComparison}``.
+
+    Examples
+    --------
+    >>> both = compare_loo_and_lco({k: dt for k, (_, dt) in fits.items()})  # doctest: +SKIP
+    >>> both["loo"].best, both["lco"].best                                # doctest: +SKIP
+    """
+    centers = _check_fits(fits, centers, need_centers=True)
+    return compare_results(
+        {name: loo_and_lco(dt, centers=centers, num_draws=num_draws) for name, dt in fits.items()}
+    )
+
+
+def loo_and_lco(
+    dt: xr.DataTree, *, centers: ArrayLike | None = None, num_draws: int | None = None
+) -> dict[str, ELPDDataLOO]:
+    """Return one fit's integrated PSIS-LOO and leave-centre-out, from one pass over its draws.
+
+    Equal to ``loo(dt, num_draws=...)`` and ``leave_center_out(dt, centers=...,
+    num_draws=...)``.
+
+    Parameters
+    ----------
+    dt : xarray.DataTree
+        A fit.
+    centers : array_like, optional
+        Each patient's centre id (needed for a fit without centre effects; see
+        :func:`patient_centers`).
+    num_draws : int, optional
+        Use at most this many posterior draws (every k-th of each chain).
+
+    Returns
+    -------
+    dict
+        ``{"loo": ELPDDataLOO, "lco": ELPDDataLOO}``.
+
+    Examples
+    --------
+    >>> found = {name: loo_and_lco(dt) for name, dt in fits.items()}  # doctest: +SKIP
+    >>> compare_results(found)["loo"].table                            # doctest: +SKIP
+    """
+    both = integrated_log_likelihoods(dt, centers=centers, num_draws=num_draws)
+    return {"loo": _elpd(dt, both["patient"]), "lco": _elpd(dt, both["center"])}
+
+
+def patient_centers(fits: Mapping[str, xr.DataTree]) -> NDArray | None:
+    """Return the patients' centre ids of the first fit that stores them (None if none).
+
+    Examples
+    --------
+    >>> patient_centers({"weibull": dt})  # doctest: +SKIP
+    array(['C001', 'C001', 'C002', ...], dtype=object)
+    """
+    for dt in fits.values():
+        if "center" in dt["constant_data"].dataset:
+            return dt["constant_data"]["center"].to_numpy()
+    return None
+
+
+def compare_results(
+    results: Mapping[str, Mapping[str, ELPDDataLOO]],
+    *,
+    fits: Mapping[str, xr.DataTree] | None = None,
+) -> dict[str, ModelComparison]:
+    """Compare models from their :func:`loo_and_lco` results, by method.
+
+    Parameters
+    ----------
+    results : mapping
+        Model name -> ``{"loo": ELPDDataLOO, "lco": ELPDDataLOO}`` (fits of the same
+        patients).
+    fits : mapping of str to xarray.DataTree, optional
+        The fits, checked to be of the same patients.
+
+    Returns
+    -------
+    dict
+        ``{"loo": ModelComparison, "lco": ModelComparison}``, as :func:`compare_models`
+        gives them.
+
+    Examples
+    --------
+    >>> compare_results({name: loo_and_lco(dt) for name, dt in fits.items()})  # doctest: +SKIP
+    """
+    if fits is not None:
+        _check_fits(fits, None, need_centers=False)
+    if len(results) < 2:
+        raise ValueError("compare at least two fits")
+    return {
+        method: _comparison({name: r[method] for name, r in results.items()}, method)
+        for method in ("loo", "lco")
+    }
+
+
+def _check_fits(fits: Mapping[str, xr.DataTree], centers, *, need_centers: bool):
+    """Check that the fits are two or more, of the same patients; return the centre ids.
+
+    With ``need_centers`` and no ``centers``, the ids come from the first fit that has them.
+    """
+    if len(fits) < 2:
+        raise ValueError("compare at least two fits")
+    patients = [tuple(dt["observed_data"]["patient"].to_numpy()) for dt in fits.values()]
+    if len(set(patients)) != 1:
+        raise ValueError("the fits must be of the same patients, in the same order")
+    if need_centers and centers is None:
+        return patient_centers(fits)
+    return centers
+
+
+def _comparison(results: Mapping[str, ELPDDataLOO], method: str) -> ModelComparison:
+    """Return the :class:`ModelComparison` of the results of one method."""
     table = _arviz_compare(results)
     pareto = pareto_k_table(results)
-    return ModelComparison(table, pareto, results, method, _messages(table, pareto, method))
+    return ModelComparison(table, pareto, dict(results), method, _messages(table, pareto, method))
 
 
 def _arviz_compare(results: Mapping[str, ELPDDataLOO]) -> pd.DataFrame:

@@ -58,6 +58,7 @@ __all__ = [
     "fitted_inputs",
     "km_check",
     "km_curves",
+    "km_curves_by_stratum",
     "strata_from_design",
 ]
 
@@ -307,27 +308,78 @@ def km_curves(time: ArrayLike, event: ArrayLike, grid: ArrayLike) -> NDArray:
     """
     time = np.asarray(time, dtype=float)
     event = np.broadcast_to(np.asarray(event, dtype=bool), time.shape)
+    lead, n = time.shape[:-1], time.shape[-1]
+    rows = (time.reshape(-1, n), event.reshape(-1, n))
+    curves = km_curves_by_stratum(*rows, grid, [np.ones(n, bool)])
+    return curves[0].reshape(*lead, np.size(grid))
+
+
+def km_curves_by_stratum(
+    time: ArrayLike, event: ArrayLike, grid: ArrayLike, strata: Sequence[ArrayLike]
+) -> NDArray:
+    """Return the Kaplan-Meier curves of each row of ``time``/``event`` within each stratum.
+
+    One sort of each row serves every stratum: the patients of a stratum, taken in the
+    order of the whole row, are in their own sorted order (the sort is stable), so each
+    curve equals :func:`km_curves` of the stratum's columns, to the last bit.
+
+    Parameters
+    ----------
+    time, event : array_like
+        (rows, n): follow-up times and event flags (``event`` may be (n,)).
+    grid : array_like
+        Increasing times at which to evaluate the curves.
+    strata : sequence of array_like
+        Boolean masks over the ``n`` patients (columns).
+
+    Returns
+    -------
+    numpy.ndarray
+        (stratum, rows, len(grid)).
+
+    Examples
+    --------
+    >>> t, e = [[1.0, 2.0, 3.0, 4.0]], [1, 1, 0, 1]
+    >>> km_curves_by_stratum(t, e, [2.5], [[True, True, False, False], [False, True, True, True]])
+    array([[[0.]],
+    <BLANKLINE>
+           [[0.66666667]]])
+    """
+    time = np.atleast_2d(np.asarray(time, dtype=float))
+    event = np.broadcast_to(np.asarray(event, dtype=bool), time.shape)
     grid = np.asarray(grid, dtype=float)
-    lead = time.shape[:-1]
-    n = time.shape[-1]
-    t2 = time.reshape(-1, n)
-    e2 = event.reshape(-1, n)
-    rows = t2.shape[0]
-    order = np.lexsort((~e2, t2), axis=-1)  # by time, events first at ties
-    t_sorted = np.take_along_axis(t2, order, axis=-1)
-    e_sorted = np.take_along_axis(e2, order, axis=-1)
+    rows = np.arange(time.shape[0])[:, None]
+    order = np.lexsort((~event, time), axis=-1)  # by time, events first at ties
+    e_sorted = event[rows, order]
+    bins = np.searchsorted(grid, time[rows, order], side="left")  # first grid index >= time
+    out = []
+    for mask in strata:
+        keep = np.asarray(mask, dtype=bool)[order]
+        if keep.all():
+            out.append(_km_sorted(e_sorted, bins, grid.size))
+        else:
+            size = int(np.count_nonzero(keep[0]))
+            e_in, bins_in = e_sorted[keep].reshape(-1, size), bins[keep].reshape(-1, size)
+            out.append(_km_sorted(e_in, bins_in, grid.size))
+    return np.stack(out)
+
+
+def _km_sorted(e_sorted: NDArray, bins: NDArray, n_grid: int) -> NDArray:
+    """Kaplan-Meier curves of rows sorted by time (events first at ties), on a grid.
+
+    ``bins`` holds each sorted time's first grid index at or after it.
+    """
+    rows, n = e_sorted.shape
     at_risk = n - np.arange(n)  # ties: the sequential factors multiply to (n - d) / n
     with np.errstate(divide="ignore"):
         log_factor = np.where(e_sorted, np.log1p(-1.0 / at_risk), 0.0)
     log_s = np.cumsum(log_factor, axis=-1)
     # How many sorted times are <= each grid point, per row (vectorised searchsorted).
-    bins = np.searchsorted(grid, t_sorted, side="left")  # first grid index >= time
-    offsets = (np.arange(rows) * (grid.size + 1))[:, None]
-    counts = np.bincount((bins + offsets).ravel(), minlength=rows * (grid.size + 1))
-    seen = counts.reshape(rows, grid.size + 1)[:, :-1].cumsum(axis=1)
+    offsets = (np.arange(rows) * (n_grid + 1))[:, None]
+    counts = np.bincount((bins + offsets).ravel(), minlength=rows * (n_grid + 1))
+    seen = counts.reshape(rows, n_grid + 1)[:, :-1].cumsum(axis=1)
     padded = np.concatenate([np.zeros((rows, 1)), log_s], axis=1)
-    out = np.exp(np.take_along_axis(padded, seen, axis=1))
-    return out.reshape(*lead, grid.size)
+    return np.exp(np.take_along_axis(padded, seen, axis=1))
 
 
 # -- strata ----------------------------------------------------------------------------------
@@ -487,10 +539,8 @@ def km_check(
     )
     fi = fitted_inputs(dt, num_draws=num_draws)
     y_rep, d_rep = _replicates(fi, time, event, rng, censoring_time)
-    observed = np.stack([km_curves(time[m], event[m], grid) for m in groups.values()])
-    replicated = np.stack(
-        [km_curves(y_rep[:, m], d_rep[:, m], grid) for m in groups.values()], axis=1
-    )
+    observed = km_curves_by_stratum(time, event, grid, list(groups.values()))[:, 0]
+    replicated = km_curves_by_stratum(y_rep, d_rep, grid, list(groups.values())).swapaxes(0, 1)
     attrs = {
         "ci_prob": ci_prob,
         "censoring": "given" if censoring_time is not None else "reverse KM",

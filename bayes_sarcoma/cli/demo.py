@@ -90,8 +90,15 @@ def cmd_demo(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-def write_report(df: pd.DataFrame, fits: dict, out: Path, settings: argparse.Namespace):
-    """Write the HTML report of the demo's fits (not refitted); return its path.
+def write_report(
+    df: pd.DataFrame,
+    fits: dict,
+    out: Path,
+    settings: argparse.Namespace,
+    *,
+    cores: int | None = None,
+):
+    """Write the HTML report of the demo's fits (not refitted); return the ``Report``.
 
     The report module fits what it is not given; here it gets all four fits (the LRFS
     margin fit as the ``"expert x margin"`` candidate, so LRFS also gets the effect by
@@ -115,8 +122,9 @@ def write_report(df: pd.DataFrame, fits: dict, out: Path, settings: argparse.Nam
         chains=settings.chains,
         random_seed=settings.random_seed,
         ci_prob=CI_PROB,
+        cores=cores,
     )
-    return report.path
+    return report
 
 
 def _p_value(p: float) -> str:

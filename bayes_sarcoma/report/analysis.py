@@ -28,6 +28,8 @@ from __future__ import annotations
 import base64
 import datetime
 import io
+import math
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import matplotlib
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -56,7 +59,7 @@ from bayes_sarcoma.predict.standardize import (
     standardized_survival,
 )
 from bayes_sarcoma.predict.survival import fitted_design, model_spec
-from bayes_sarcoma.report import plots
+from bayes_sarcoma.report import plots, workers
 from bayes_sarcoma.report.headline import (
     contrast_cells,
     cri,
@@ -109,6 +112,10 @@ class Report:
         Table name -> pandas.DataFrame (``headline``, ``table1``, ``hazard_ratios`` ...).
     fits : dict
         Endpoint -> {candidate name -> (model, DataTree)}.
+    timings : dict
+        Per section, where it ran (this process or a worker), its wall and CPU seconds
+        (:class:`bayes_sarcoma.report.workers.Timing`; sections on several cores overlap);
+        and the wall seconds of all sections and of the whole report after fitting.
     """
 
     path: Path
@@ -116,6 +123,7 @@ class Report:
     figures: dict[str, bytes] = field(default_factory=dict)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     fits: dict[str, dict[str, tuple[Any, xr.DataTree]]] = field(default_factory=dict)
+    timings: dict[str, workers.Timing] = field(default_factory=dict)
 
 
 def analysis_report(
@@ -136,15 +144,15 @@ def analysis_report(
     figures_dir: str | Path | None = None,
     title: str | None = None,
     progressbar: bool = False,
+    cores: int | None = None,
 ) -> Report:
     """Analyse a registry and write the NETSARC-style report as one HTML file.
 
     Parameters
     ----------
     registry : pandas.DataFrame
-        A registry with the columns of :mod:`bayes_sarcoma.data.schema` (validated first;
-        endpoints derived from the dates when absent). A simulated registry
-        (:func:`bayes_sarcoma.simulate_registry`) also gets its true values shown.
+        A registry (:mod:`bayes_sarcoma.data.schema`; validated, endpoints derived from the
+        dates when absent); a simulated one also gets its true values shown.
     path : str or Path
         The HTML file to write.
     endpoints : sequence of str
@@ -154,9 +162,8 @@ def analysis_report(
     random_seed : int, optional
         Seed of every fit (one is drawn and reported when omitted).
     candidates : sequence of str
-        Models fitted per endpoint (:data:`bayes_sarcoma.checks.compare.CANDIDATES`):
-        ``"weibull"`` is the main model; ``"expert x margin"`` gives the effect by margin;
-        with two or more, the models are compared.
+        Models fitted per endpoint (:data:`~bayes_sarcoma.checks.compare.CANDIDATES`): the
+        main ``"weibull"``, ``"expert x margin"`` (effect by margin) ...; two are compared.
     fits : mapping, optional
         Already fitted models, not refitted: ``{endpoint: (model, dt)}`` for the main
         model, or ``{endpoint: {candidate: (model, dt)}}`` for any of the candidates'
@@ -168,14 +175,15 @@ def analysis_report(
     ci_prob : float
         Probability of every interval.
     num_draws : int or None
-        Posterior draws used for standardized survival (None: all; a number thins
-        evenly within chains, and the report's Methods say so).
+        Draws for standardized survival (None: all; else thinned within chains, as stated).
     figures_dir : str or Path, optional
         Also write every figure there as PNG.
     title : str, optional
         Report title.
     progressbar : bool
         Show the sampler's progress.
+    cores : int, optional
+        Cores for the sections: this process and ``cores - 1`` workers (default all).
 
     Returns
     -------
@@ -193,11 +201,11 @@ def analysis_report(
     sampler = _sampler_settings(draws, tune, chains, random_seed, progressbar)
     all_fits, flagged = _fit_all(df, endpoints, candidates, fits, sampler)
     out = _Builder(df, df.attrs.get("truth"), ci_prob, figures_dir)
-    sections = _sections(out, endpoints, all_fits, times, horizon, num_draws, sampler)
+    sections = _sections(out, endpoints, all_fits, times, horizon, num_draws, sampler, cores)
     html = _render(_context(out, sections, sampler, fits, title, horizon, num_draws))
-    path = _write(path, html)
+    path = out.write(path, html)
     _warn_flagged(flagged)
-    return Report(path, html, out.pngs, sections.tables | out.tables, all_fits)
+    return Report(path, html, out.pngs, sections.tables | out.tables, all_fits, out.timings)
 
 
 # -- the steps of analysis_report --------------------------------------------------------------
@@ -243,6 +251,117 @@ class _Sections:
     centres: list[dict]
 
 
+#: Relative cost of each section at NETSARC size: workers take the costliest first.
+_COST = {
+    "elpd": 5.0,
+    "standardized": 3.0,
+    "ppc": 2.0,
+    "diagnostics": 2.0,
+    "centres": 2.0,
+    "hazard_ratios": 1.0,
+    "margin": 1.0,
+    "crude": 1.0,
+    "table1": 0.5,
+    "outcomes": 0.5,
+}
+
+
+@dataclass(frozen=True)
+class _Task:
+    """One section of the report (of one endpoint, for the per-endpoint ones)."""
+
+    section: str
+    endpoint: str | None = None
+    model: str | None = None
+
+    @property
+    def label(self) -> str:
+        return " ".join(x for x in (self.section, self.endpoint, self.model) if x)
+
+
+@dataclass
+class _Job:
+    """What every section reads: the registry, the fits (DataTrees) and the settings."""
+
+    df: pd.DataFrame
+    fits: dict[str, dict[str, xr.DataTree]]
+    ci_prob: float
+    figures_dir: Path | None
+    times: tuple[float, ...]
+    horizon: float
+    num_draws: int | None
+    random_seed: int
+    rc: dict[str, Any]
+
+
+def _tasks(endpoints: list[str], all_fits: dict[str, dict]) -> list[_Task]:
+    """Return the report's sections, in its order.
+
+    A model comparison is preceded by one ``elpd`` task per model (its cross-validation,
+    the costly part), so that two models' are computed at once; the comparison itself
+    then only tabulates and plots them.
+    """
+    tasks = [_Task("table1"), _Task("outcomes"), _Task("hazard_ratios"), _Task("crude")]
+    for section in ("standardized", "margin", "diagnostics", "ppc", "comparison", "centres"):
+        for e in endpoints:
+            if section == "margin" and MARGIN_MODEL not in all_fits[e]:
+                continue
+            if section == "comparison":
+                if len(all_fits[e]) < 2:
+                    continue
+                tasks += [_Task("elpd", e, name) for name in all_fits[e]]
+            tasks.append(_Task(section, e))
+    return tasks
+
+
+def _light(dt: xr.DataTree) -> xr.DataTree:
+    """Return ``dt`` without its stored log-likelihood (no section reads it; workers get less)."""
+    light = xr.DataTree.from_dict(
+        {name: dt[name].dataset for name in dt.children if name != "log_likelihood"}
+    )
+    light.attrs = dict(dt.attrs)
+    return light
+
+
+def _compute(job: _Job, task: _Task, found: Mapping | None = None) -> tuple[Any, dict, dict, dict]:
+    """Compute one section; return its value and the figures, URIs and tables it made.
+
+    Runs in this process or in a worker (:mod:`bayes_sarcoma.report.workers`), with the
+    caller's matplotlib settings either way. ``found``: a comparison's ``elpd`` results.
+    """
+    out = _Builder(job.df, job.df.attrs.get("truth"), job.ci_prob, job.figures_dir)
+    e = task.endpoint
+    fits = job.fits.get(e, {}) if e is not None else {}
+    with matplotlib.rc_context(job.rc):
+        match task.section:
+            case "table1":
+                value = out.table1()
+            case "outcomes":
+                value = out.outcomes()
+            case "hazard_ratios":
+                value = out.hazard_ratios({k: named[MAIN] for k, named in job.fits.items()})
+            case "crude":
+                value = out.crude_figure(tuple(schema.ENDPOINTS))
+            case "standardized":
+                value = out.standardized(e, fits[MAIN], job.times, job.horizon, job.num_draws)
+            case "margin":
+                value = out.margin(e, fits[MARGIN_MODEL])
+            case "diagnostics":
+                value = out.diagnostics(e, fits[MAIN], {n: f for n, f in fits.items() if n != MAIN})
+            case "ppc":
+                value = out.ppc(e, fits[MAIN], job.times, job.random_seed)
+            case "elpd":
+                centers = compare.patient_centers(fits)
+                value = compare.loo_and_lco(fits[task.model], centers=centers, num_draws=LOO_DRAWS)
+            case "comparison":
+                value = out.comparison(e, fits, found)
+            case "centres":
+                value = out.centres(e, fits[MAIN])
+            case _:
+                raise ValueError(f"unknown section {task.section!r}")
+    return value, out.pngs, out.uris, out.tables
+
+
 def _sections(
     out: _Builder,
     endpoints: list[str],
@@ -251,37 +370,58 @@ def _sections(
     horizon: float,
     num_draws: int | None,
     sampler: dict[str, Any],
+    cores: int | None,
 ) -> _Sections:
-    """Compute every section, in the report's order; the headline last, from the others."""
+    """Compute every section (on ``cores`` cores); the headline last, from the others.
+
+    Figures and tables are gathered in the report's order wherever they were computed.
+    """
     main = {e: all_fits[e][MAIN] for e in endpoints}
-    tables = {
-        "table1": out.table1(),
-        "outcomes": out.outcomes(),
-        "hazard_ratios": out.hazard_ratios(main),
-    }
-    out.crude_figure(tuple(schema.ENDPOINTS))
+    job = _Job(
+        df=out.df,
+        fits={e: {n: _light(f[1]) for n, f in named.items()} for e, named in all_fits.items()},
+        ci_prob=out.ci_prob,
+        figures_dir=out.figures_dir,
+        times=tuple(float(t) for t in times),
+        horizon=float(horizon),
+        num_draws=num_draws,
+        random_seed=sampler["random_seed"],
+        rc={k: v for k, v in matplotlib.rcParams.items() if k != "backend"},
+    )
+    start, tasks = time.perf_counter(), _tasks(endpoints, {e: all_fits[e] for e in endpoints})
+    shared = sorted(
+        (t for t in tasks if t.section != "comparison"), key=lambda t: -_COST[t.section]
+    )
+    done = dict(zip(shared, workers.share(shared, _compute, job, cores=cores), strict=True))
+    values = {}
+    for task in tasks:
+        if task.section == "comparison":  # from its models' elpd tasks, done by now
+            found = {n: values[_Task("elpd", task.endpoint, n)] for n in job.fits[task.endpoint]}
+            done[task] = workers.run_here(_compute, job, task, found)
+        (value, pngs, uris, tables), timing = done[task]
+        out.pngs |= pngs
+        out.uris |= uris
+        out.tables |= tables
+        out.timings[task.label] = timing
+        values[task] = value
+    out.timings["all sections"] = workers.Timing("", time.perf_counter() - start, math.nan)
+
+    def per_endpoint(section: str) -> list:
+        return [values[t] for t in tasks if t.section == section]
+
     found = _Sections(
         main=main,
         all=all_fits,
-        tables=tables,
-        standardized=[
-            out.standardized(e, main[e][1], times, horizon, num_draws) for e in endpoints
-        ],
-        margin=[
-            out.margin(e, all_fits[e][MARGIN_MODEL][1])
-            for e in endpoints
-            if MARGIN_MODEL in all_fits[e]
-        ],
-        diagnostics=[
-            out.diagnostics(e, main[e][1], {n: f[1] for n, f in all_fits[e].items() if n != MAIN})
-            for e in endpoints
-        ],
-        checks=[out.ppc(e, main[e][1], times, sampler["random_seed"]) for e in endpoints],
-        comparisons=[out.comparison(e, all_fits[e]) for e in endpoints if len(all_fits[e]) > 1],
-        centres=[out.centres(e, main[e][1]) for e in endpoints],
+        tables={k: values[_Task(k)] for k in ("table1", "outcomes", "hazard_ratios")},
+        standardized=per_endpoint("standardized"),
+        margin=per_endpoint("margin"),
+        diagnostics=per_endpoint("diagnostics"),
+        checks=per_endpoint("ppc"),
+        comparisons=per_endpoint("comparison"),
+        centres=per_endpoint("centres"),
     )
     follow_up = {e: float(out.df[schema.endpoint_columns(e)[0]].max()) for e in endpoints}
-    tables["headline"] = _headline(
+    found.tables["headline"] = _headline(
         endpoints,
         main,
         found.standardized,
@@ -492,6 +632,14 @@ class _Builder:
         self.pngs: dict[str, bytes] = {}
         self.uris: dict[str, str] = {}
         self.tables: dict[str, pd.DataFrame] = {}
+        self.timings: dict[str, workers.Timing] = {}
+        self.start = time.perf_counter()
+
+    def write(self, path: str | Path, html: str) -> Path:
+        """Write the report's HTML (:func:`_write`); time the report since this builder began."""
+        written = _write(path, html)
+        self.timings["report"] = workers.Timing("", time.perf_counter() - self.start, math.nan)
+        return written
 
     def figure(self, name: str, fig) -> str:
         data = _png(fig)
@@ -567,9 +715,9 @@ class _Builder:
         self.uris["crude"] = self.uris["crude_km"]
 
     # Effects ------------------------------------------------------------------------------
-    def hazard_ratios(self, main) -> pd.DataFrame:
+    def hazard_ratios(self, main: Mapping[str, xr.DataTree]) -> pd.DataFrame:
         cols = {}
-        for endpoint, (_, dt) in main.items():
+        for endpoint, dt in main.items():
             hr = plots.hazard_ratios_per_unit(dt, ci_prob=self.ci_prob)
             cols[f"{endpoint} HR, {cri(self.ci_prob)}"] = [
                 format_interval(r["median"], r["lower"], r["upper"]) for _, r in hr.iterrows()
@@ -583,9 +731,7 @@ class _Builder:
                 ]
             index = [plots.term_label(t) for t in hr.index]
         table = pd.DataFrame(cols, index=pd.Index(index, name="term"))
-        fig = plots.plot_hazard_ratio_forest(
-            {e: dt for e, (_, dt) in main.items()}, ci_prob=self.ci_prob
-        )
+        fig = plots.plot_hazard_ratio_forest(dict(main), ci_prob=self.ci_prob)
         self.figure("hazard_ratios_forest", fig)
         self.uris["forest"] = self.uris["hazard_ratios_forest"]
         return table
@@ -699,10 +845,12 @@ class _Builder:
             "check": check,
         }
 
-    def comparison(self, endpoint, fits) -> dict:
-        dts = {name: dt for name, (_, dt) in fits.items()}
-        loo = compare.compare_models(dts, method="loo", num_draws=LOO_DRAWS)
-        lco = compare.compare_models(dts, method="lco", num_draws=LOO_DRAWS)
+    def comparison(self, endpoint, dts: Mapping[str, xr.DataTree], found=None) -> dict:
+        if found is None:
+            both = compare.compare_loo_and_lco(dts, num_draws=LOO_DRAWS)
+        else:  # each model's loo_and_lco, computed as tasks of their own
+            both = compare.compare_results(found, fits=dts)
+        loo, lco = both["loo"], both["lco"]
         self.tables[f"loo_{endpoint}"] = loo.table
         self.tables[f"lco_{endpoint}"] = lco.table
         uri = self.figure(f"loo_{endpoint}", plots.plot_model_comparison(loo))

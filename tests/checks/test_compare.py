@@ -257,3 +257,24 @@ def test_log_integrals_on_several_threads_equal_one_thread():
     single = aghq.log_integrals_kernel(a, d, np.full(n, 0.1), s, *aghq.rule_set("auto"))
     for x, y in zip(threaded, single, strict=True):
         np.testing.assert_array_equal(x, y)
+
+
+def test_loo_and_lco_at_once_equal_each_alone(shape_two_fits, monkeypatch):
+    _, fits = shape_two_fits
+    dts = {name: dt for name, (_, dt) in fits.items()}
+    monkeypatch.setattr(compare, "CHUNK_ELEMENTS", 5_000)  # several chunks of draws
+    both = compare.compare_loo_and_lco(dts, num_draws=300)
+    for method in ("loo", "lco"):
+        alone = compare.compare_models(dts, method=method, num_draws=300)
+        pd.testing.assert_frame_equal(both[method].table, alone.table)
+        pd.testing.assert_frame_equal(both[method].pareto, alone.pareto)
+        assert both[method].messages == alone.messages
+    # the per-patient and per-centre values are those computed one unit at a time
+    dt = dts["weibull"]
+    pair = compare.integrated_log_likelihoods(dt, num_draws=300)
+    for unit in ("patient", "center"):
+        xr.testing.assert_identical(
+            pair[unit], compare.integrated_log_likelihood(dt, unit=unit, num_draws=300)
+        )
+    with pytest.raises(ValueError, match="choose 'patient' and/or 'center'"):
+        compare.integrated_log_likelihoods(dt, units=("centre",))

@@ -41,6 +41,23 @@ def test_vectorised_kaplan_meier_equals_scipy_with_ties():
     assert ppc.km_curves([1.0, 2.0], [1, 1], [3.0])[0] == 0.0
 
 
+def test_kaplan_meier_by_stratum_equals_each_stratum_alone():
+    """One sort for every stratum gives each stratum's own curves, to the last bit."""
+    rng = np.random.default_rng(2)
+    time = rng.integers(1, 40, size=(5, 300)).astype(float)  # ties within and across strata
+    event = rng.uniform(size=(5, 300)) < 0.5
+    grid = np.linspace(0.0, 45.0, 61)
+    group = rng.integers(0, 3, 300)
+    masks = [np.ones(300, bool), group == 0, group == 1, group == 2]
+    together = ppc.km_curves_by_stratum(time, event, grid, masks)
+    assert together.shape == (4, 5, grid.size)
+    for mask, curves in zip(masks, together, strict=True):
+        for row in range(5):
+            sf = stats.ecdf(stats.CensoredData.right_censored(time[row, mask], ~event[row, mask]))
+            np.testing.assert_allclose(curves[row], sf.sf.evaluate(grid), atol=1e-14)
+        np.testing.assert_array_equal(curves, ppc.km_curves(time[:, mask], event[:, mask], grid))
+
+
 def test_imputed_censoring_times_follow_the_censoring_distribution():
     rng = np.random.default_rng(1)
     n = 20_000
