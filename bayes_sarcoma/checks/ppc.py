@@ -341,7 +341,7 @@ def km_curves_by_stratum(
     --------
     >>> t, e = [[1.0, 2.0, 3.0, 4.0]], [1, 1, 0, 1]
     >>> km_curves_by_stratum(t, e, [2.5], [[True, True, False, False], [False, True, True, True]])
-    array([[[0.]],
+    array([[[0.        ]],
     <BLANKLINE>
            [[0.66666667]]])
     """

@@ -343,7 +343,8 @@ def log_integral_values(
     """
     arrays = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (a, d, mu, sigma)))
     shape = arrays[0].shape
-    a, d, mu, sigma = (np.ascontiguousarray(x).ravel() for x in arrays)
+    # Copies: numba warns about the read-only views np.broadcast_arrays returns.
+    a, d, mu, sigma = (np.array(x, order="C").ravel() for x in arrays)
     rules = rule_set(n_nodes)
     out = np.empty(a.size)
     n_workers = min(os.cpu_count() or 1, a.size // PARALLEL_MIN)
