@@ -51,6 +51,10 @@ def cmd_demo(args: argparse.Namespace, console: Console) -> int:
     settings.overwrite = True  # the demo owns its output folder
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if not args.no_report:  # the report's worker imports while the fits run
+        from bayes_sarcoma.report import workers
+
+        workers.prestart()
     with console.step(
         f"[1/4] simulating {settings.patients} patients (seed {settings.random_seed})"
     ):
