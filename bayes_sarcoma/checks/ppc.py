@@ -121,7 +121,7 @@ class FittedInputs:
         return self.baseline.invert(self.params, np.log(e) - eta)
 
     def log_cumulative(self, t: ArrayLike, samples: slice = slice(None)) -> NDArray:
-        """Return ``log H0(t)`` of the samples ``samples``, (sample, *t.shape)."""
+        """Return ``log H0(t)`` of the samples ``samples``, ``(sample, *t.shape)``."""
         keep = {k: self.params[k][samples] for k in ("shape", "baseline_coef") if k in self.params}
         if not keep:  # exponential
             keep = {"shape": np.ones(self.n_samples)[samples]}

@@ -9,18 +9,13 @@ not observed); ``end = M`` if observed, else ``F``; ``r`` the first relapse, kep
 if it came *before* the death (a relapse dated on the day of death is absorbed by the
 death: in continuous time the two cannot tie, and every endpoint ends on that day either way).
 
-=================== ========================= ================== ============================
-transition          at risk                   time               event
-=================== ========================= ================== ============================
-local_relapse       every patient             min(L, end)        L seen, before death
-distant_relapse     every patient             min(r, end)        first relapse is distant
-                                                                 (``D < L``; same day: local)
-death               every patient             min(r, end)        death with no relapse before
-death_after_relapse patients with ``r < end`` entry ``r``,       death
-                                              time ``end``
-                                              (reset: ``end - r``,
-                                              entry 0)
-=================== ========================= ================== ============================
+- ``local_relapse``: every patient is at risk; time ``min(L, end)``; event: ``L`` seen,
+  before death.
+- ``distant_relapse``: every patient; time ``min(r, end)``; event: the first relapse is
+  distant (``D < L``; on the same day, local).
+- ``death``: every patient; time ``min(r, end)``; event: death with no relapse before.
+- ``death_after_relapse``: the patients with ``r < end``; entry ``r`` and time ``end``
+  (reset clock: entry 0 and time ``end - r``); event: death.
 
 So each patient's likelihood is the product of the four transitions' survival-model
 likelihoods (delayed entry for the forward clock), and the records reproduce the

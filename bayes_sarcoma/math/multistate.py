@@ -26,7 +26,7 @@ DESIGN.md sections 2 and 3.4. After surgery a patient is in one of four states::
 
 From the transition cumulative hazards ``Λ_L, Λ_D, Λ_M, Λ_R`` (each ``H0(t) exp(eta)``
 with its own baseline, coefficients and centre effect) the endpoints of section 2 follow
-exactly:
+exactly::
 
     S_RFS(t)  = P(operated at t) = exp(-(Λ_L + Λ_D + Λ_M)(t))
     P_D(t)    = P(distant relapse, no local relapse, alive)

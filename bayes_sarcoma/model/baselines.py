@@ -286,7 +286,7 @@ class Baseline:
         return np.tensordot(p, values, axes=([1], [ndim]))
 
     def log_cumulative(self, params: Mapping[str, NDArray], t: ArrayLike) -> NDArray:
-        """Return ``log H0(t)`` per draw, (draws, *t.shape); ``t`` is the same for every draw."""
+        """Return ``log H0(t)`` per draw, ``(draws, *t.shape)``; one ``t`` for every draw."""
         t = np.asarray(t, dtype=float)
         with np.errstate(divide="ignore"):
             if not self.spline:
@@ -298,7 +298,7 @@ class Baseline:
             return np.log(self._combine(params, cum, t.ndim))
 
     def log_hazard(self, params: Mapping[str, NDArray], t: ArrayLike) -> NDArray:
-        """Return ``log h0(t)`` per draw, (draws, *t.shape)."""
+        """Return ``log h0(t)`` per draw, ``(draws, *t.shape)``."""
         t = np.asarray(t, dtype=float)
         with np.errstate(divide="ignore", invalid="ignore"):
             if not self.spline:
