@@ -340,10 +340,9 @@ def km_curves_by_stratum(
     Examples
     --------
     >>> t, e = [[1.0, 2.0, 3.0, 4.0]], [1, 1, 0, 1]
-    >>> km_curves_by_stratum(t, e, [2.5], [[True, True, False, False], [False, True, True, True]])
-    array([[[0.        ]],
-    <BLANKLINE>
-           [[0.66666667]]])
+    >>> strata = [[True, True, False, False], [False, True, True, True]]
+    >>> km_curves_by_stratum(t, e, [2.5], strata).round(6).ravel().tolist()
+    [0.0, 0.666667]
     """
     time = np.atleast_2d(np.asarray(time, dtype=float))
     event = np.broadcast_to(np.asarray(event, dtype=bool), time.shape)

@@ -164,6 +164,8 @@ def standardized_endpoints(
     the contrast carries no Monte Carlo noise from them beyond the patients' average.
     """
     t = _times(times)
+    if random_seed is None:  # one seed for both arms: the same centre-effect draws
+        random_seed = int(np.random.default_rng().integers(2**31 - 1))
     arms = {}
     for arm, value in (("treated", 1), ("control", 0)):
         rng = np.random.default_rng(random_seed)

@@ -16,12 +16,14 @@ seconds), so :func:`prestart` lets a caller start them while it does other work.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import multiprocessing
 import os
+import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -50,9 +52,30 @@ def _workers(n: int, warm: Callable[[], Any] | None = None) -> list[ProcessPoolE
         context = multiprocessing.get_context("spawn")
         while len(_POOLS) < n:
             pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
-            pool.submit(warm or _noop)  # starts the process now; it imports what warm needs
+            with _main_hidden():
+                pool.submit(warm or _noop)  # starts the process now
             _POOLS.append(pool)
         return _POOLS[:n]
+
+
+@contextlib.contextmanager
+def _main_hidden() -> Iterator[None]:
+    """Start processes without the caller's ``__main__`` (its script is not run again there).
+
+    A spawned process imports the parent's main script or module first; a user's script
+    without an ``if __name__ == "__main__":`` guard would then run again in the worker
+    (simulating, fitting ...). Workers only run this package's functions on its objects,
+    so they need nothing from ``__main__``.
+    """
+    main = sys.modules.get("__main__")
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if k in vars(main)}
+    try:
+        main.__dict__.pop("__file__", None)
+        main.__spec__ = None
+        yield
+    finally:
+        main.__dict__.pop("__spec__", None)
+        main.__dict__.update(saved)
 
 
 def prestart(cores: int | None = None, warm: Callable[[], Any] | None = None) -> None:
@@ -160,6 +183,9 @@ def share(
     with lock:  # every task has been taken: futures is complete
         taken = list(futures)
     _collect(taken, results, tasks, compute, job)
+    for pool in _POOLS[:n]:  # the workers stay, without the job's data
+        with contextlib.suppress(BrokenProcessPool, RuntimeError):
+            pool.submit(_set_job, None)
     return results
 
 

@@ -278,3 +278,16 @@ def test_loo_and_lco_at_once_equal_each_alone(shape_two_fits, monkeypatch):
         )
     with pytest.raises(ValueError, match="choose 'patient' and/or 'center'"):
         compare.integrated_log_likelihoods(dt, units=("centre",))
+
+
+def test_value_only_integrals_equal_the_fitting_kernel_bit_for_bit():
+    rng = np.random.default_rng(4)
+    n = 2 * aghq.PARALLEL_MIN + 11  # on several threads too
+    a = rng.lognormal(0.0, 2.0, n)
+    d = rng.integers(0, 40, n).astype(float)
+    mu, sigma = rng.normal(0.0, 1.0, n), rng.uniform(0.01, 2.5, n)  # every rule size
+    values = aghq.log_integral_values(a, d, mu, sigma)
+    np.testing.assert_array_equal(values, aghq.log_integrals(a, d, mu, sigma)[0])
+    assert len(np.unique(aghq.log_integrals(a[:2000], d[:2000], mu[:2000], sigma[:2000])[4])) > 5
+    small = aghq.log_integral_values(a[:3].reshape(3, 1), 1.0, 0.0, 0.5)
+    assert small.shape == (3, 1)

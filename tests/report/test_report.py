@@ -156,6 +156,31 @@ def test_a_report_from_given_candidate_fits_fits_nothing(
         analysis_report(registry_small, tmp_path / "x.html", fits={"OS": {"cox": None}})
 
 
+def test_one_core_gives_the_same_report(report, registry_small, tmp_path):
+    """Sections computed here or in the worker give the same tables, figures and HTML."""
+    settings = {k: v for k, v in FAST.items() if k != "progressbar"}
+    alone = analysis_report(  # the fits are given: nothing is fitted again
+        registry_small,
+        tmp_path / "report.html",
+        endpoints=("OS",),
+        candidates=("weibull", "expert x margin"),
+        fits=report.fits,
+        random_seed=5,
+        cores=1,
+        **settings,
+    )
+    assert {t.where for t in report.timings.values()} >= {"here", "worker"}
+    assert {t.where for t in alone.timings.values()} <= {"here", ""}
+    assert list(alone.tables) == list(report.tables)
+    for name, table in report.tables.items():
+        pd.testing.assert_frame_equal(alone.tables[name], table)
+    assert list(alone.figures) == list(report.figures)
+    assert alone.figures == report.figures
+    # all but the time of writing and the list of given fits (the margin fit is given here)
+    strip = re.compile(r"Generated [^<]*|\(fits given with their own settings[^)]*\)")
+    assert strip.sub("", alone.html) == strip.sub("", report.html)
+
+
 def test_the_templates_are_package_data():
     # An installed wheel holds only the files pyproject.toml names as package data.
     root = Path(__file__).resolve().parents[2]
